@@ -1,0 +1,1 @@
+//! snakkaz-pay: a self-hosted Bitcoin payment appliance.
