@@ -1,1 +1,2 @@
 //! snakkaz-pay: a self-hosted Bitcoin payment appliance.
+pub mod payments;

@@ -1,0 +1,1 @@
+//! The pure payment state machine (to be written).
