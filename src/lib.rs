@@ -1,2 +1,5 @@
 //! snakkaz-pay: a self-hosted Bitcoin payment appliance.
+pub mod clock;
 pub mod payments;
+pub mod store;
+pub mod wallet;

@@ -1,0 +1,463 @@
+//! The one owner of the redb database file: payments, events, wallet changesets,
+//! transaction cache, outbox and audit log.
+//!
+//! Reads open their own read transaction; every write goes through one writer thread
+//! (see `writer`) that groups concurrent requests into a single durable commit.
+
+mod tables;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bdk_wallet::ChangeSet;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
+use serde::{Deserialize, Serialize};
+
+use crate::payments::{Event, Payment, Status};
+use tables::*;
+pub use writer::{Outcome, WriteBatch};
+
+/// A failure of the store, with the operation that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed; the database file or the disk needs attention.
+    #[error("database {op} failed: {source}")]
+    Db {
+        /// What the store was doing.
+        op: &'static str,
+        /// redb's error.
+        source: Arc<redb::Error>,
+    },
+    /// The file exists but was not written by snakkaz-pay.
+    #[error("{path} is not a snakkaz-pay database (no snakkaz-pay header); check ELECTRUM_WALLET_PATH")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer snakkaz-pay.
+    #[error("{path} has schema version {found}, this binary understands up to {supported}; upgrade snakkaz-pay")]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u64,
+        /// Version of this binary.
+        supported: u64,
+    },
+    /// Another process holds the file.
+    #[error("{path} is in use by another process (is `snakkaz-pay run` running? use the daemon's API)")]
+    Locked {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A stored value could not be decoded: corruption or a bug.
+    #[error("stored {what} could not be decoded: {detail}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// Decoder message.
+        detail: String,
+    },
+    /// An update was computed from an older version of the payment; recompute and retry.
+    #[error("payment {id} changed concurrently (expected version {expected}, found {found})")]
+    Conflict {
+        /// Payment id.
+        id: String,
+        /// Version the update expected to replace.
+        expected: u64,
+        /// Version in the store.
+        found: u64,
+    },
+    /// The writer thread is gone (shutting down or crashed).
+    #[error("the database writer has stopped")]
+    WriterGone,
+}
+
+fn db_err(op: &'static str) -> impl FnOnce(redb::Error) -> StoreError {
+    move |e| StoreError::Db {
+        op,
+        source: Arc::new(e),
+    }
+}
+
+/// Shorthand used by the store's internals: any redb error type into a StoreError.
+pub(crate) trait DbResultExt<T> {
+    fn db(self, op: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<redb::Error>> DbResultExt<T> for Result<T, E> {
+    fn db(self, op: &'static str) -> Result<T, StoreError> {
+        self.map_err(|e| db_err(op)(e.into()))
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing our own plain structs to JSON cannot fail (no maps with non-string keys).
+    serde_json::to_vec(value).expect("store values serialize to JSON")
+}
+
+/// A change waiting for the downstream sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Payment that changed.
+    pub payment_id: String,
+    /// Its version after the change.
+    pub version: u64,
+    /// Unix seconds when queued.
+    pub queued_at: u64,
+}
+
+/// A record of an administrative action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Unix seconds.
+    pub at: u64,
+    /// What was done (e.g. "payment.complete", "processor.restart").
+    pub action: String,
+    /// Details, never secrets.
+    pub detail: String,
+}
+
+/// A transaction the wallet has seen, kept for the operator and the sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxCacheEntry {
+    /// Transaction id.
+    pub txid: String,
+    /// Confirmation height, if confirmed.
+    pub height: Option<u32>,
+    /// Fee in satoshis when all inputs are known.
+    pub fee_sat: Option<u64>,
+    /// Total paid to our addresses.
+    pub received_sat: u64,
+    /// Unix seconds when first seen.
+    pub seen_at: u64,
+}
+
+/// Filter and page of `list_payments`.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this reference.
+    pub reference: Option<String>,
+    /// Page size.
+    pub limit: usize,
+    /// Return payments older than this seq (newest first).
+    pub before_seq: Option<u64>,
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+    writer: writer::WriterHandle,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `path` and checks that it is ours.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db {
+                op: "create directory",
+                source: Arc::new(redb::Error::Io(e)),
+            })?;
+        }
+        let existed = path.exists();
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                return Err(StoreError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(e) if existed => {
+                tracing::debug!(error = %e, "redb refused the file");
+                return Err(StoreError::Foreign {
+                    path: path.to_owned(),
+                });
+            }
+            Err(e) => return Err(db_err("open")(e.into())),
+        };
+        restrict_permissions(path);
+        let db = Arc::new(db);
+        init_or_check(&db, path)?;
+        let writer = writer::WriterHandle::spawn(db.clone());
+        Ok(Store {
+            db,
+            path: path.to_owned(),
+            writer,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues `batch` for the next group commit and waits until it is durable.
+    pub async fn commit(&self, batch: WriteBatch) -> Result<Outcome, StoreError> {
+        self.writer.submit(batch).await
+    }
+
+    /// Blocking variant of `commit`, for code outside the runtime (CLI, tests).
+    pub fn commit_blocking(&self, batch: WriteBatch) -> Result<Outcome, StoreError> {
+        self.writer.submit_blocking(batch)
+    }
+
+    /// The payment with this public id.
+    pub fn payment(&self, id: &str) -> Result<Option<Payment>, StoreError> {
+        self.lookup(BY_ID, id)
+    }
+
+    /// The payment paid to this address.
+    pub fn payment_by_address(&self, address: &str) -> Result<Option<Payment>, StoreError> {
+        self.lookup(BY_ADDRESS, address)
+    }
+
+    /// The payment with this application reference.
+    pub fn payment_by_reference(&self, reference: &str) -> Result<Option<Payment>, StoreError> {
+        self.lookup(BY_REFERENCE, reference)
+    }
+
+    fn lookup(
+        &self,
+        index: redb::TableDefinition<&str, u64>,
+        key: &str,
+    ) -> Result<Option<Payment>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let idx = rtx.open_table(index).db("open index")?;
+        let Some(seq) = idx.get(key).db("read index")? else {
+            return Ok(None);
+        };
+        let payments = rtx.open_table(PAYMENTS).db("open payments")?;
+        let seq = seq.value();
+        match payments.get(seq).db("read payment")? {
+            Some(v) => Ok(Some(decode("payment", v.value())?)),
+            None => Err(StoreError::Corrupt {
+                what: "payment index",
+                detail: format!("index points at missing payment seq {seq}"),
+            }),
+        }
+    }
+
+    /// The history of a payment, oldest first.
+    pub fn events(&self, seq: u64) -> Result<Vec<Event>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(EVENTS).db("open events")?;
+        t.range((seq, 0)..=(seq, u32::MAX))
+            .db("read events")?
+            .map(|r| {
+                let (_, v) = r.db("read event")?;
+                decode("event", v.value())
+            })
+            .collect()
+    }
+
+    /// A page of payments, newest first, and the cursor of the next page.
+    pub fn list_payments(&self, q: &ListQuery) -> Result<(Vec<Payment>, Option<u64>), StoreError> {
+        if let Some(reference) = &q.reference {
+            let p = self
+                .payment_by_reference(reference)?
+                .filter(|p| q.status.is_none_or(|s| s == p.status))
+                .filter(|p| q.before_seq.is_none_or(|b| p.seq < b));
+            return Ok((p.into_iter().collect(), None));
+        }
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(PAYMENTS).db("open payments")?;
+        let upper = q.before_seq.unwrap_or(u64::MAX);
+        let mut out = Vec::new();
+        for r in t.range(..upper).db("list payments")?.rev() {
+            let (k, v) = r.db("read payment")?;
+            let p: Payment = decode("payment", v.value())?;
+            if q.status.is_some_and(|s| s != p.status) {
+                continue;
+            }
+            if out.len() == q.limit {
+                return Ok((out, Some(k.value() + 1)));
+            }
+            out.push(p);
+        }
+        Ok((out, None))
+    }
+
+    /// Every payment, oldest first (start-up and reconciliation).
+    pub fn all_payments(&self) -> Result<Vec<Payment>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(PAYMENTS).db("open payments")?;
+        t.iter()
+            .db("iterate payments")?
+            .map(|r| decode("payment", r.db("read payment")?.1.value()))
+            .collect()
+    }
+
+    /// Number of payments in each status.
+    pub fn status_counts(&self) -> Result<Vec<(Status, u64)>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(STATUS_COUNTS).db("open status counts")?;
+        Status::ALL
+            .into_iter()
+            .map(|s| Ok((s, t.get(s.as_str()).db("read count")?.map_or(0, |v| v.value()))))
+            .collect()
+    }
+
+    /// Highest payment seq in use (0 when empty).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(PAYMENTS).db("open payments")?;
+        Ok(t.last().db("read last")?.map_or(0, |(k, _)| k.value()))
+    }
+
+    /// All wallet changesets merged in order: the wallet's persisted state.
+    pub fn wallet_changeset(&self) -> Result<ChangeSet, StoreError> {
+        use bdk_wallet::chain::Merge;
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(WALLET).db("open wallet")?;
+        let mut merged = ChangeSet::default();
+        for r in t.iter().db("iterate wallet")? {
+            let cs: ChangeSet = decode("wallet changeset", r.db("read wallet")?.1.value())?;
+            merged.merge(cs);
+        }
+        Ok(merged)
+    }
+
+    /// Length of the outbox and the queue time of its oldest item.
+    pub fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(OUTBOX).db("open outbox")?;
+        let len = t.len().db("count outbox")?;
+        let oldest = match t.first().db("read outbox")? {
+            Some((_, v)) => Some(decode::<OutboxItem>("outbox item", v.value())?.queued_at),
+            None => None,
+        };
+        Ok((len, oldest))
+    }
+
+    /// Up to `n` outbox items, oldest first, with their keys.
+    pub fn outbox_peek(&self, n: usize) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(OUTBOX).db("open outbox")?;
+        t.iter()
+            .db("iterate outbox")?
+            .take(n)
+            .map(|r| {
+                let (k, v) = r.db("read outbox")?;
+                Ok((k.value(), decode("outbox item", v.value())?))
+            })
+            .collect()
+    }
+
+    /// The audit log, newest first, at most `n` entries.
+    pub fn audit_log(&self, n: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(AUDIT).db("open audit")?;
+        t.iter()
+            .db("iterate audit")?
+            .rev()
+            .take(n)
+            .map(|r| decode("audit entry", r.db("read audit")?.1.value()))
+            .collect()
+    }
+
+    /// A cached transaction.
+    pub fn cached_tx(&self, txid: &str) -> Result<Option<TxCacheEntry>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(TX_CACHE).db("open tx cache")?;
+        t.get(txid)
+            .db("read tx cache")?
+            .map(|v| decode("tx cache entry", v.value()))
+            .transpose()
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // The database holds the wallet's descriptors and payment data: owner only.
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(path = %path.display(), error = %e, "could not restrict database permissions to 0600");
+    }
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) {}
+
+fn init_or_check(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let wtx = db.begin_write().db("begin write")?;
+    {
+        let mut meta = wtx.open_table(META).db("open meta")?;
+        let app = meta.get("app").db("read meta")?.map(|v| v.value().to_vec());
+        match app {
+            Some(app) if app == APP_MAGIC => {
+                let found = meta
+                    .get("schema_version")
+                    .db("read meta")?
+                    .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+                    .ok_or_else(|| StoreError::Foreign {
+                        path: path.to_owned(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::TooNew {
+                        path: path.to_owned(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+            Some(_) => {
+                return Err(StoreError::Foreign {
+                    path: path.to_owned(),
+                });
+            }
+            None => {
+                // A fresh file has no tables at all; any table means someone else's redb file.
+                let foreign = wtx
+                    .list_tables()
+                    .db("list tables")?
+                    .any(|t| t.name() != "meta");
+                if foreign {
+                    return Err(StoreError::Foreign {
+                        path: path.to_owned(),
+                    });
+                }
+                meta.insert("app", APP_MAGIC).db("write meta")?;
+                meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())
+                    .db("write meta")?;
+            }
+        }
+        // Create every table so read transactions never meet a missing one.
+        wtx.open_table(PAYMENTS).db("create table")?;
+        wtx.open_table(BY_ID).db("create table")?;
+        wtx.open_table(BY_ADDRESS).db("create table")?;
+        wtx.open_table(BY_REFERENCE).db("create table")?;
+        wtx.open_table(STATUS_COUNTS).db("create table")?;
+        wtx.open_table(EVENTS).db("create table")?;
+        wtx.open_table(WALLET).db("create table")?;
+        wtx.open_table(TX_CACHE).db("create table")?;
+        wtx.open_table(OUTBOX).db("create table")?;
+        wtx.open_table(AUDIT).db("create table")?;
+    }
+    wtx.commit().db("commit")?;
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The redb tables. Values are JSON so that a later schema can add fields with defaults.
+
+use redb::TableDefinition;
+
+/// Format facts of the file: `app`, `schema_version`, counters.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// seq → Payment (JSON).
+pub const PAYMENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("payments");
+/// Public payment id → seq.
+pub const BY_ID: TableDefinition<&str, u64> = TableDefinition::new("payments_by_id");
+/// Receive address → seq. Invariant: an address appears at most once (never reused).
+pub const BY_ADDRESS: TableDefinition<&str, u64> = TableDefinition::new("payments_by_address");
+/// Application reference → seq. Invariant: references are unique.
+pub const BY_REFERENCE: TableDefinition<&str, u64> = TableDefinition::new("payments_by_reference");
+/// Status name → number of payments in it; kept in the same transactions as the payments.
+pub const STATUS_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("status_counts");
+/// (seq, n) → Event (JSON): the history of each payment, in order.
+pub const EVENTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("payment_events");
+/// n → BDK wallet ChangeSet (JSON). Append-only; merged in order at load.
+pub const WALLET: TableDefinition<u64, &[u8]> = TableDefinition::new("wallet_changesets");
+/// txid → cached transaction summary (JSON).
+pub const TX_CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("tx_cache");
+/// n → OutboxItem (JSON): changes waiting for the downstream sink, in order.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// n → AuditEntry (JSON): operator-visible record of administrative actions.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
+
+/// Value of `META["app"]`: tells our files from other redb files.
+pub const APP_MAGIC: &[u8] = b"snakkaz-pay";
+/// Current layout version; a file with a newer one is refused.
+pub const SCHEMA_VERSION: u64 = 1;

@@ -1,0 +1,293 @@
+//! The single writer: group commit of concurrent write batches.
+//!
+//! Every request waits for a durable commit before it is answered. Requests that arrive
+//! while a commit is being written are merged into the next transaction, so N concurrent
+//! payment creations cost about one fsync instead of N.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use bdk_wallet::ChangeSet;
+use bdk_wallet::chain::Merge;
+use redb::{Database, ReadableTable, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::tables::*;
+use super::{AuditEntry, DbResultExt, OutboxItem, StoreError, TxCacheEntry, decode, encode};
+use crate::payments::{Event, Payment, Status};
+
+/// Most batches merged into one transaction; bounds the latency of the first in line.
+const MAX_GROUP: usize = 256;
+
+/// Everything one logical change writes, committed atomically.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// A new payment and its creation event; refused if its reference exists.
+    pub create: Option<(Payment, Event)>,
+    /// Updated payments (version must be stored version + 1) with events to append.
+    pub updates: Vec<(Payment, Vec<Event>)>,
+    /// Wallet changes (revealed addresses, chain data) to persist with the payments.
+    pub wallet: Option<ChangeSet>,
+    /// Transactions to cache.
+    pub tx_cache: Vec<TxCacheEntry>,
+    /// Administrative actions to record.
+    pub audit: Vec<AuditEntry>,
+    /// Outbox keys the sink has delivered.
+    pub outbox_done: Vec<u64>,
+    /// Re-queue every payment for the sink (resync).
+    pub requeue_all: bool,
+}
+
+/// What a committed batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything was written.
+    Committed,
+    /// `create` was skipped: a payment with that reference exists (returned); the rest was written.
+    DuplicateReference(Box<Payment>),
+}
+
+struct Job {
+    batch: WriteBatch,
+    reply: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+#[derive(Clone)]
+pub(super) struct WriterHandle {
+    tx: mpsc::Sender<Job>,
+}
+
+impl WriterHandle {
+    pub(super) fn spawn(db: Arc<Database>) -> WriterHandle {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(db, rx))
+            .expect("spawn store writer thread");
+        WriterHandle { tx }
+    }
+
+    pub(super) async fn submit(&self, batch: WriteBatch) -> Result<Outcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { batch, reply })
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    pub(super) fn submit_blocking(&self, batch: WriteBatch) -> Result<Outcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { batch, reply })
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>) {
+    // Ends when every Store handle (and so every sender) is dropped.
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_group(&db, group);
+    }
+}
+
+fn commit_group(db: &Database, group: Vec<Job>) {
+    let wtx = match db.begin_write().db("begin write") {
+        Ok(w) => w,
+        Err(e) => {
+            for job in group {
+                let _ignored_if_caller_gone = job.reply.send(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    let mut results = Vec::with_capacity(group.len());
+    let mut wallet = ChangeSet::default();
+    for job in &group {
+        // A failed job must leave no partial writes: each runs under a savepoint-free
+        // validate-then-write order, and a failure aborts only that job's result.
+        let r = apply(&wtx, &job.batch);
+        if r.is_ok()
+            && let Some(cs) = &job.batch.wallet
+        {
+            wallet.merge(cs.clone());
+        }
+        results.push(r);
+    }
+    let committed = (|| {
+        if !wallet.is_empty() {
+            let mut t = wtx.open_table(WALLET).db("open wallet")?;
+            let next = t.last().db("read wallet")?.map_or(0, |(k, _)| k.value() + 1);
+            t.insert(next, encode(&wallet).as_slice())
+                .db("write wallet")?;
+        }
+        wtx.commit().db("commit")
+    })();
+    for (job, r) in group.into_iter().zip(results) {
+        let r = match &committed {
+            Ok(()) => r,
+            Err(e) => Err(e.clone()),
+        };
+        let _ignored_if_caller_gone = job.reply.send(r);
+    }
+}
+
+fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> {
+    // Validate first so that a refused job writes nothing.
+    let mut outcome = Outcome::Committed;
+    let mut create = b.create.as_ref();
+    if let Some((p, _)) = create {
+        let idx = wtx.open_table(BY_REFERENCE).db("open index")?;
+        if let Some(seq) = idx.get(p.reference.as_str()).db("read index")? {
+            let seq = seq.value();
+            let t = wtx.open_table(PAYMENTS).db("open payments")?;
+            let existing = t.get(seq).db("read payment")?.ok_or(StoreError::Corrupt {
+                what: "payment index",
+                detail: format!("reference points at missing payment seq {seq}"),
+            })?;
+            outcome = Outcome::DuplicateReference(Box::new(decode("payment", existing.value())?));
+            create = None;
+        }
+    }
+    let mut old_statuses = Vec::with_capacity(b.updates.len());
+    {
+        let t = wtx.open_table(PAYMENTS).db("open payments")?;
+        for (p, _) in &b.updates {
+            let stored: Payment = match t.get(p.seq).db("read payment")? {
+                Some(v) => decode("payment", v.value())?,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: "payment",
+                        detail: format!("update of unknown payment {}", p.id),
+                    });
+                }
+            };
+            if stored.version + 1 != p.version {
+                return Err(StoreError::Conflict {
+                    id: p.id.clone(),
+                    expected: p.version.saturating_sub(1),
+                    found: stored.version,
+                });
+            }
+            old_statuses.push(stored.status);
+        }
+    }
+
+    let now = b
+        .create
+        .as_ref()
+        .map(|(p, _)| p.updated_at)
+        .or(b.updates.first().map(|(p, _)| p.updated_at))
+        .unwrap_or_else(crate::clock::now);
+    if let Some((p, ev)) = create {
+        let mut t = wtx.open_table(PAYMENTS).db("open payments")?;
+        t.insert(p.seq, encode(p).as_slice()).db("write payment")?;
+        wtx.open_table(BY_ID)
+            .db("open index")?
+            .insert(p.id.as_str(), p.seq)
+            .db("write index")?;
+        wtx.open_table(BY_ADDRESS)
+            .db("open index")?
+            .insert(p.address.as_str(), p.seq)
+            .db("write index")?;
+        wtx.open_table(BY_REFERENCE)
+            .db("open index")?
+            .insert(p.reference.as_str(), p.seq)
+            .db("write index")?;
+        bump_count(wtx, p.status, 1)?;
+        append_events(wtx, p.seq, std::slice::from_ref(ev))?;
+        queue(wtx, p, now)?;
+    }
+    for ((p, evs), old) in b.updates.iter().zip(old_statuses) {
+        wtx.open_table(PAYMENTS)
+            .db("open payments")?
+            .insert(p.seq, encode(p).as_slice())
+            .db("write payment")?;
+        if old != p.status {
+            bump_count(wtx, old, -1)?;
+            bump_count(wtx, p.status, 1)?;
+        }
+        append_events(wtx, p.seq, evs)?;
+        queue(wtx, p, now)?;
+    }
+    if !b.tx_cache.is_empty() {
+        let mut t = wtx.open_table(TX_CACHE).db("open tx cache")?;
+        for e in &b.tx_cache {
+            t.insert(e.txid.as_str(), encode(e).as_slice())
+                .db("write tx cache")?;
+        }
+    }
+    if !b.audit.is_empty() {
+        let mut t = wtx.open_table(AUDIT).db("open audit")?;
+        let mut next = t.last().db("read audit")?.map_or(0, |(k, _)| k.value() + 1);
+        for e in &b.audit {
+            t.insert(next, encode(e).as_slice()).db("write audit")?;
+            next += 1;
+        }
+    }
+    if !b.outbox_done.is_empty() {
+        let mut t = wtx.open_table(OUTBOX).db("open outbox")?;
+        for k in &b.outbox_done {
+            t.remove(*k).db("remove outbox")?;
+        }
+    }
+    if b.requeue_all {
+        let all: Vec<Payment> = {
+            let t = wtx.open_table(PAYMENTS).db("open payments")?;
+            t.iter()
+                .db("iterate payments")?
+                .map(|r| decode("payment", r.db("read payment")?.1.value()))
+                .collect::<Result<_, _>>()?
+        };
+        for p in &all {
+            queue(wtx, p, now)?;
+        }
+    }
+    Ok(outcome)
+}
+
+fn bump_count(wtx: &WriteTransaction, status: Status, delta: i64) -> Result<(), StoreError> {
+    let mut t = wtx.open_table(STATUS_COUNTS).db("open status counts")?;
+    let cur = t.get(status.as_str()).db("read count")?.map_or(0, |v| v.value());
+    let new = cur.saturating_add_signed(delta);
+    t.insert(status.as_str(), new).db("write count")?;
+    Ok(())
+}
+
+fn append_events(wtx: &WriteTransaction, seq: u64, evs: &[Event]) -> Result<(), StoreError> {
+    if evs.is_empty() {
+        return Ok(());
+    }
+    let mut t = wtx.open_table(EVENTS).db("open events")?;
+    let mut n = t
+        .range((seq, 0)..=(seq, u32::MAX))
+        .db("read events")?
+        .next_back()
+        .transpose()
+        .db("read events")?
+        .map_or(0, |(k, _)| k.value().1 + 1);
+    for e in evs {
+        t.insert((seq, n), encode(e).as_slice()).db("write event")?;
+        n += 1;
+    }
+    Ok(())
+}
+
+fn queue(wtx: &WriteTransaction, p: &Payment, now: u64) -> Result<(), StoreError> {
+    let mut t = wtx.open_table(OUTBOX).db("open outbox")?;
+    let next = t.last().db("read outbox")?.map_or(0, |(k, _)| k.value() + 1);
+    let item = OutboxItem {
+        payment_id: p.id.clone(),
+        version: p.version,
+        queued_at: now,
+    };
+    t.insert(next, encode(&item).as_slice()).db("write outbox")?;
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! The BDK wallet: watch-only descriptors, address allocation and the view of what was
+//! paid to each payment address.
+//!
+//! The wallet itself is in-memory (`bdk_wallet::Wallet`); its changesets are persisted by
+//! the caller in the same store transaction as the payments they belong to.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bdk_wallet::bitcoin::{Address, Network, ScriptBuf};
+use bdk_wallet::chain::spk_client::SyncRequest;
+use bdk_wallet::chain::{ChainPosition, Merge};
+use bdk_wallet::{ChangeSet, KeychainKind, Wallet};
+
+use crate::payments::SeenTx;
+use crate::store::{Store, StoreError};
+
+/// Failure to build or load the wallet.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// The descriptor could not be used.
+    #[error("descriptor rejected: {0}")]
+    Descriptor(String),
+    /// The database holds a wallet for other descriptors or another network.
+    #[error("the database belongs to a different wallet: {0}; use the descriptors and network it was created with, or a new ELECTRUM_WALLET_PATH")]
+    Mismatch(String),
+    /// Reading or writing the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Parameters that define the wallet.
+#[derive(Debug, Clone)]
+pub struct WalletParams {
+    /// Network of the keys and addresses.
+    pub network: Network,
+    /// Receive descriptor (public keys only).
+    pub descriptor: String,
+    /// Change descriptor, if any.
+    pub change_descriptor: Option<String>,
+}
+
+/// Loads the wallet from the store, or creates it (persisting the creation) on first start.
+pub fn load_or_create(store: &Store, params: &WalletParams) -> Result<Wallet, WalletError> {
+    let changeset = store.wallet_changeset()?;
+    if !changeset.is_empty() {
+        let mut load = Wallet::load()
+            .descriptor(KeychainKind::External, Some(params.descriptor.clone()))
+            .check_network(params.network);
+        if let Some(change) = &params.change_descriptor {
+            load = load.descriptor(KeychainKind::Internal, Some(change.clone()));
+        }
+        return match load.load_wallet_no_persist(changeset) {
+            Ok(Some(w)) => Ok(w),
+            Ok(None) => Err(WalletError::Mismatch("stored wallet is empty".into())),
+            Err(e) => Err(WalletError::Mismatch(e.to_string())),
+        };
+    }
+    let created = match &params.change_descriptor {
+        Some(change) => Wallet::create(params.descriptor.clone(), change.clone())
+            .network(params.network)
+            .create_wallet_no_persist(),
+        None => Wallet::create_single(params.descriptor.clone())
+            .network(params.network)
+            .create_wallet_no_persist(),
+    };
+    let mut wallet = created.map_err(|e| WalletError::Descriptor(e.to_string()))?;
+    if let Some(cs) = wallet.take_staged() {
+        store.commit_blocking(crate::store::WriteBatch {
+            wallet: Some(cs),
+            ..Default::default()
+        })?;
+    }
+    Ok(wallet)
+}
+
+/// Reveals the next never-used receive address. The returned changeset must be persisted
+/// with the payment that uses the address.
+pub fn reveal_next(wallet: &mut Wallet) -> (u32, Address, Option<ChangeSet>) {
+    let info = wallet.reveal_next_address(KeychainKind::External);
+    (info.index, info.address, wallet.take_staged())
+}
+
+/// The first `n` receive addresses, without revealing them (for `init`).
+pub fn peek_addresses(wallet: &Wallet, n: u32) -> Vec<Address> {
+    (0..n)
+        .map(|i| wallet.peek_address(KeychainKind::External, i).address)
+        .collect()
+}
+
+/// Script of the receive address at `index`.
+pub fn receive_spk(wallet: &Wallet, index: u32) -> ScriptBuf {
+    wallet
+        .peek_address(KeychainKind::External, index)
+        .address
+        .script_pubkey()
+}
+
+/// A sync request for exactly these receive indices, with the transactions the wallet
+/// expects there so that vanished (replaced or reorged-out) ones are noticed.
+pub fn sync_request(
+    wallet: &Wallet,
+    indices: &BTreeSet<u32>,
+    now: u64,
+) -> SyncRequest<(KeychainKind, u32)> {
+    let spks: Vec<((KeychainKind, u32), ScriptBuf)> = indices
+        .iter()
+        .map(|&i| ((KeychainKind::External, i), receive_spk(wallet, i)))
+        .collect();
+    let wanted: BTreeSet<ScriptBuf> = spks.iter().map(|(_, s)| s.clone()).collect();
+    let tip = wallet.local_chain().tip();
+    let expected: Vec<_> = wallet
+        .tx_graph()
+        .list_expected_spk_txids(
+            wallet.local_chain(),
+            tip.block_id(),
+            wallet.spk_index(),
+            ..,
+        )
+        .filter(|(spk, _)| wanted.contains(spk))
+        .collect();
+    SyncRequest::builder_at(now)
+        .chain_tip(tip)
+        .spks_with_indexes(spks)
+        .expected_spk_txids(expected)
+        .build()
+}
+
+/// A sync request for every revealed script (catch-up after reconnect, reconciliation).
+pub fn sync_all_request(wallet: &Wallet, now: u64) -> SyncRequest<(KeychainKind, u32)> {
+    wallet.start_sync_with_revealed_spks_at(now).build()
+}
+
+/// What the wallet currently sees paid to each of these receive indices.
+pub fn seen_txs(wallet: &Wallet, indices: &BTreeSet<u32>) -> BTreeMap<u32, Vec<SeenTx>> {
+    let mut out: BTreeMap<u32, Vec<SeenTx>> = indices.iter().map(|&i| (i, Vec::new())).collect();
+    let outpoints: Vec<_> = indices
+        .iter()
+        .flat_map(|&i| {
+            wallet
+                .spk_index()
+                .keychain_outpoints_in_range(KeychainKind::External..=KeychainKind::External)
+                .filter(move |((_, idx), _)| *idx == i)
+                .map(|((k, idx), op)| ((k, idx), op))
+        })
+        .collect();
+    let tip = wallet.local_chain().tip().block_id();
+    for ((_, idx), txo) in wallet.tx_graph().filter_chain_txouts(
+        wallet.local_chain(),
+        tip,
+        Default::default(),
+        outpoints,
+    ) {
+        let height = match txo.chain_position {
+            ChainPosition::Confirmed { anchor, .. } => Some(anchor.block_id.height),
+            ChainPosition::Unconfirmed { .. } => None,
+        };
+        let txid = txo.outpoint.txid.to_string();
+        let list = out.entry(idx).or_default();
+        match list.iter_mut().find(|t| t.txid == txid) {
+            Some(t) => t.value_sat = t.value_sat.saturating_add(txo.txout.value.to_sat()),
+            None => list.push(SeenTx {
+                txid,
+                value_sat: txo.txout.value.to_sat(),
+                height,
+            }),
+        }
+    }
+    out
+}
+
+/// Height of the wallet's best block.
+pub fn tip_height(wallet: &Wallet) -> u32 {
+    wallet.local_chain().tip().height()
+}
+
+/// Merges an optional changeset into an accumulator.
+pub fn merge_into(acc: &mut Option<ChangeSet>, cs: Option<ChangeSet>) {
+    match (acc.as_mut(), cs) {
+        (Some(a), Some(c)) => a.merge(c),
+        (None, Some(c)) => *acc = Some(c),
+        _ => {}
+    }
+}
