@@ -1,4 +1,5 @@
 //! snakkaz-pay: a self-hosted Bitcoin payment appliance.
+pub mod chain;
 pub mod clock;
 pub mod payments;
 pub mod store;
