@@ -1,6 +1,13 @@
 //! snakkaz-pay: a self-hosted Bitcoin payment appliance.
+pub mod app;
 pub mod chain;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod daemon;
 pub mod payments;
+pub mod secret;
 pub mod store;
+pub mod systemd;
 pub mod wallet;
+pub mod web;

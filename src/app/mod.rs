@@ -1,0 +1,465 @@
+//! The application service: what the API and the CLI can ask of the appliance.
+//!
+//! It owns the store handle, the wallet and the payment processor task, and is the only
+//! place where a payment is created or acknowledged.
+
+mod processor;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bdk_wallet::Wallet;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::ChainStatus;
+use crate::config::Config;
+use crate::payments::{Event, Payment, Status, lifecycle};
+use crate::store::{AuditEntry, ListQuery, Outcome, Store, StoreError, WriteBatch};
+
+/// Longest a reference may be.
+pub const MAX_REFERENCE_LEN: usize = 128;
+/// Longest a description may be.
+pub const MAX_DESCRIPTION_LEN: usize = 512;
+/// Largest page of `list_payments`.
+pub const MAX_PAGE: usize = 500;
+/// Retries of an update that lost a race with another writer of the same payment.
+const CONFLICT_RETRIES: usize = 5;
+
+/// Why a request to the application failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed; `field` names the culprit.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Offending field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No such payment.
+    #[error("no payment with id {0}")]
+    NotFound(String),
+    /// The request conflicts with the payment's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Payment processing is turned off (ENABLE_ELECTRUM_PAYMENTS=false).
+    #[error("payments are disabled on this appliance (ENABLE_ELECTRUM_PAYMENTS=false)")]
+    Disabled,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A request to create a payment.
+#[derive(Debug, Clone)]
+pub struct CreatePayment {
+    /// Amount in satoshis.
+    pub amount_sat: u64,
+    /// Application reference (idempotency key).
+    pub reference: String,
+    /// Seconds until expiry; the configured default when `None`.
+    pub expires_in_secs: Option<u64>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// The appliance's health, for `/api/status`, the page and `snakkaz-pay status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// True when the appliance does its job: Electrum connected (if enabled), store readable.
+    pub healthy: bool,
+    /// What is wrong, in operator words.
+    pub problems: Vec<String>,
+    /// Binary version.
+    pub version: &'static str,
+    /// Bitcoin network.
+    pub network: String,
+    /// Whether payments are enabled.
+    pub payments_enabled: bool,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Electrum connection.
+    pub electrum: ElectrumReport,
+    /// Wallet summary.
+    pub wallet: WalletReport,
+    /// Number of payments per status.
+    pub payments: BTreeMap<String, u64>,
+    /// Downstream sink queue.
+    pub outbox: OutboxReport,
+}
+
+/// Electrum part of the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ElectrumReport {
+    /// Session up.
+    pub connected: bool,
+    /// Server in use.
+    pub server: Option<String>,
+    /// TLS in use.
+    pub tls: bool,
+    /// Server's tip.
+    pub tip_height: Option<u32>,
+    /// Seconds since the last notification.
+    pub secs_since_last_notification: Option<u64>,
+    /// Reconnections since start.
+    pub reconnects: u64,
+    /// Duration of the last sync.
+    pub last_sync_ms: Option<u64>,
+    /// Last error.
+    pub last_error: Option<String>,
+}
+
+/// Wallet part of the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalletReport {
+    /// Confirmed balance.
+    pub confirmed_sat: u64,
+    /// Unconfirmed balance (trusted + untrusted pending).
+    pub unconfirmed_sat: u64,
+    /// Receive addresses handed out.
+    pub addresses_in_use: u32,
+    /// The wallet's tip height.
+    pub tip_height: u32,
+}
+
+/// Outbox part of the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxReport {
+    /// Changes waiting for the sink.
+    pub pending: u64,
+    /// Age of the oldest, in seconds.
+    pub oldest_age_secs: Option<u64>,
+}
+
+/// Messages to the processor task.
+#[derive(Debug)]
+pub(crate) enum ProcessorMsg {
+    /// A new payment to watch.
+    Watch {
+        /// Receive index.
+        index: u32,
+        /// Payment id.
+        id: String,
+    },
+    /// Resync everything.
+    SyncAll,
+}
+
+struct ProcessorSlot {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    tx: mpsc::UnboundedSender<ProcessorMsg>,
+}
+
+/// The running application.
+pub struct App {
+    /// Validated configuration.
+    pub cfg: Arc<Config>,
+    /// The database.
+    pub store: Store,
+    wallet: Arc<Mutex<Wallet>>,
+    chain_status: Arc<Mutex<ChainStatus>>,
+    next_seq: AtomicU64,
+    started: Instant,
+    processor: tokio::sync::Mutex<Option<ProcessorSlot>>,
+}
+
+impl App {
+    /// Opens the store and the wallet. Does not start the processor (see `start`).
+    pub fn open(cfg: Config) -> anyhow::Result<Arc<App>> {
+        use anyhow::Context as _;
+        let store = Store::open(&cfg.db_path)
+            .with_context(|| format!("opening database {}", cfg.db_path.display()))?;
+        let wallet = crate::wallet::load_or_create(
+            &store,
+            &crate::wallet::WalletParams {
+                network: cfg.network,
+                descriptor: cfg.descriptor.clone(),
+                change_descriptor: cfg.change_descriptor.clone(),
+            },
+        )
+        .context("loading the wallet")?;
+        let next_seq = store.last_seq()? + 1;
+        Ok(Arc::new(App {
+            cfg: Arc::new(cfg),
+            store,
+            wallet: Arc::new(Mutex::new(wallet)),
+            chain_status: Arc::new(Mutex::new(ChainStatus::default())),
+            next_seq: AtomicU64::new(next_seq),
+            started: Instant::now(),
+            processor: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// Starts (or restarts) the payment processor and its Electrum connection.
+    pub async fn start_processor(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut slot = self.processor.lock().await;
+        if let Some(old) = slot.take() {
+            old.cancel.cancel();
+            if tokio::time::timeout(Duration::from_secs(30), old.task).await.is_err() {
+                tracing::error!("old payment processor did not stop within 30 s");
+            }
+        }
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = processor::spawn(self.clone(), rx, cancel.clone())?;
+        *slot = Some(ProcessorSlot { cancel, task, tx });
+        Ok(())
+    }
+
+    /// Stops the processor, waiting at most `limit`.
+    pub async fn stop_processor(&self, limit: Duration) {
+        let mut slot = self.processor.lock().await;
+        if let Some(old) = slot.take() {
+            old.cancel.cancel();
+            if tokio::time::timeout(limit, old.task).await.is_err() {
+                tracing::warn!("payment processor did not stop within {limit:?}");
+            }
+        }
+    }
+
+    async fn tell_processor(&self, msg: ProcessorMsg) {
+        if let Some(slot) = self.processor.lock().await.as_ref() {
+            // A stopped processor re-reads the store when it starts again.
+            let _processor_restarting = slot.tx.send(msg);
+        }
+    }
+
+    /// Creates a payment, or returns the existing one with the same reference (`false`).
+    pub async fn create_payment(&self, req: CreatePayment) -> Result<(Payment, bool), AppError> {
+        validate_create(&req)?;
+        if !self.cfg.enabled {
+            return Err(AppError::Disabled);
+        }
+        if let Some(p) = self.store.payment_by_reference(&req.reference)? {
+            return Ok((p, false));
+        }
+        let now = crate::clock::now();
+        let expires_in = req
+            .expires_in_secs
+            .unwrap_or(self.cfg.payment_expiry.as_secs());
+        let (index, address, changeset) = {
+            let mut w = self.wallet.lock().expect("wallet lock");
+            crate::wallet::reveal_next(&mut w)
+        };
+        let payment = Payment {
+            id: new_payment_id(),
+            seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
+            reference: req.reference,
+            description: req.description,
+            address: address.to_string(),
+            derivation_index: index,
+            amount_sat: req.amount_sat,
+            received_sat: 0,
+            status: Status::Pending,
+            confirmations: 0,
+            txids: Vec::new(),
+            flags: Default::default(),
+            created_at: now,
+            updated_at: now,
+            expires_at: now.saturating_add(expires_in),
+            first_seen_at: None,
+            confirmed_at: None,
+            version: 1,
+        };
+        let event = lifecycle::created_event(&payment);
+        let outcome = self
+            .store
+            .commit(WriteBatch {
+                create: Some((payment.clone(), event)),
+                wallet: changeset,
+                ..Default::default()
+            })
+            .await?;
+        match outcome {
+            Outcome::Committed => {
+                self.tell_processor(ProcessorMsg::Watch {
+                    index,
+                    id: payment.id.clone(),
+                })
+                .await;
+                Ok((payment, true))
+            }
+            Outcome::DuplicateReference(existing) => Ok((*existing, false)),
+        }
+    }
+
+    /// A payment and its history.
+    pub fn payment(&self, id: &str) -> Result<(Payment, Vec<Event>), AppError> {
+        let p = self
+            .store
+            .payment(id)?
+            .ok_or_else(|| AppError::NotFound(id.to_owned()))?;
+        let events = self.store.events(p.seq)?;
+        Ok((p, events))
+    }
+
+    /// A page of payments, newest first.
+    pub fn list_payments(&self, q: &ListQuery) -> Result<(Vec<Payment>, Option<u64>), AppError> {
+        if q.limit == 0 || q.limit > MAX_PAGE {
+            return Err(AppError::Invalid {
+                field: "limit",
+                message: format!("must be between 1 and {MAX_PAGE}"),
+            });
+        }
+        Ok(self.store.list_payments(q)?)
+    }
+
+    /// Acknowledges a confirmed payment (idempotent for a completed one).
+    pub async fn complete_payment(&self, id: &str) -> Result<Payment, AppError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let (p, _) = self.payment(id)?;
+            let t = match lifecycle::complete(&p, crate::clock::now()) {
+                Ok(Some(t)) => t,
+                Ok(None) => return Ok(p),
+                Err(e) => return Err(AppError::Conflict(e.to_string())),
+            };
+            let batch = WriteBatch {
+                updates: vec![(t.payment.clone(), t.events)],
+                audit: vec![AuditEntry {
+                    at: crate::clock::now(),
+                    action: "payment.complete".into(),
+                    detail: format!("payment {id} acknowledged"),
+                }],
+                ..Default::default()
+            };
+            match self.store.commit(batch).await {
+                Ok(_) => return Ok(t.payment),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict(format!(
+            "payment {id} kept changing; try again"
+        )))
+    }
+
+    /// Restarts the processor (admin API), recording it in the audit log.
+    pub async fn restart_processor(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.store
+            .commit(WriteBatch {
+                audit: vec![AuditEntry {
+                    at: crate::clock::now(),
+                    action: "processor.restart".into(),
+                    detail: "payment processor restarted through the admin API".into(),
+                }],
+                ..Default::default()
+            })
+            .await?;
+        self.start_processor().await
+    }
+
+    /// Asks the processor to resync every revealed address now.
+    pub async fn sync_all(&self) {
+        self.tell_processor(ProcessorMsg::SyncAll).await;
+    }
+
+    /// The appliance's health and summary.
+    pub fn status(&self) -> Result<StatusReport, AppError> {
+        let chain = self.chain_status.lock().expect("status lock").clone();
+        let now = crate::clock::now();
+        let (balance, next_index, tip) = {
+            let w = self.wallet.lock().expect("wallet lock");
+            (
+                w.balance(),
+                w.next_derivation_index(bdk_wallet::KeychainKind::External),
+                crate::wallet::tip_height(&w),
+            )
+        };
+        let counts = self.store.status_counts()?;
+        let (outbox_len, oldest) = self.store.outbox_stats()?;
+        let mut problems = Vec::new();
+        if self.cfg.enabled && !chain.connected {
+            problems.push(match &chain.last_error {
+                Some(e) => format!("Electrum connection lost: {e}"),
+                None => "Electrum not connected yet".to_owned(),
+            });
+        }
+        Ok(StatusReport {
+            healthy: problems.is_empty(),
+            problems,
+            version: env!("CARGO_PKG_VERSION"),
+            network: self.cfg.network.to_string(),
+            payments_enabled: self.cfg.enabled,
+            uptime_secs: self.started.elapsed().as_secs(),
+            electrum: ElectrumReport {
+                connected: chain.connected,
+                server: chain.server,
+                tls: chain.tls,
+                tip_height: chain.tip_height,
+                secs_since_last_notification: chain
+                    .last_notification_at
+                    .map(|t| now.saturating_sub(t)),
+                reconnects: chain.reconnects,
+                last_sync_ms: chain.last_sync_ms,
+                last_error: chain.last_error,
+            },
+            wallet: WalletReport {
+                confirmed_sat: balance.confirmed.to_sat(),
+                unconfirmed_sat: (balance.trusted_pending + balance.untrusted_pending).to_sat(),
+                addresses_in_use: next_index,
+                tip_height: tip,
+            },
+            payments: counts
+                .into_iter()
+                .map(|(s, n)| (s.as_str().to_owned(), n))
+                .collect(),
+            outbox: OutboxReport {
+                pending: outbox_len,
+                oldest_age_secs: oldest.map(|t| now.saturating_sub(t)),
+            },
+        })
+    }
+}
+
+fn validate_create(req: &CreatePayment) -> Result<(), AppError> {
+    if req.amount_sat == 0 || req.amount_sat > crate::payments::MAX_AMOUNT_SAT {
+        return Err(AppError::Invalid {
+            field: "amount_sat",
+            message: format!(
+                "must be an integer number of satoshis from 1 to {}",
+                crate::payments::MAX_AMOUNT_SAT
+            ),
+        });
+    }
+    let r = &req.reference;
+    if r.is_empty() || r.chars().count() > MAX_REFERENCE_LEN {
+        return Err(AppError::Invalid {
+            field: "reference",
+            message: format!("must be 1 to {MAX_REFERENCE_LEN} characters"),
+        });
+    }
+    if r.chars().any(|c| c.is_control()) {
+        return Err(AppError::Invalid {
+            field: "reference",
+            message: "must contain only printable characters".into(),
+        });
+    }
+    if let Some(secs) = req.expires_in_secs
+        && !(60..=30 * 24 * 3600).contains(&secs)
+    {
+        return Err(AppError::Invalid {
+            field: "expires_in_secs",
+            message: "must be between 60 and 2592000 (30 days)".into(),
+        });
+    }
+    if let Some(d) = &req.description
+        && (d.chars().count() > MAX_DESCRIPTION_LEN || d.chars().any(|c| c.is_control()))
+    {
+        return Err(AppError::Invalid {
+            field: "description",
+            message: format!("must be at most {MAX_DESCRIPTION_LEN} printable characters"),
+        });
+    }
+    Ok(())
+}
+
+fn new_payment_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random number generator works");
+    format!("pay_{}", hex::encode(b))
+}

@@ -1,0 +1,128 @@
+//! A small HTTP client for the CLI to ask the running daemon.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::secret::Secret;
+
+/// Time limit of one CLI request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Talks to the daemon's API.
+pub struct DaemonClient {
+    addr: SocketAddr,
+    token: Secret,
+}
+
+/// Why a request to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon did not answer.
+    #[error("the daemon is not reachable at {addr}: {detail} (is `snakkaz-pay run` running? check SNAKKAZ_PAY_LISTEN)")]
+    Unreachable {
+        /// Address tried.
+        addr: SocketAddr,
+        /// Socket error.
+        detail: String,
+    },
+    /// The daemon answered with an error.
+    #[error("{code}: {message} (HTTP {status})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: String,
+        /// Error message.
+        message: String,
+    },
+}
+
+impl DaemonClient {
+    /// A client for the daemon listening on `addr`.
+    pub fn new(addr: SocketAddr, token: Secret) -> Self {
+        // A daemon listening on all interfaces is reachable on loopback.
+        let addr = if addr.ip().is_unspecified() {
+            let ip = if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            SocketAddr::new(ip, addr.port())
+        } else {
+            addr
+        };
+        DaemonClient { addr, token }
+    }
+
+    /// Sends a request and returns the status and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+        tokio::time::timeout(REQUEST_TIMEOUT, self.call_inner(method, path, body))
+            .await
+            .map_err(|_| ClientError::Unreachable {
+                addr: self.addr,
+                detail: "timed out".into(),
+            })?
+    }
+
+    async fn call_inner(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+        let unreachable = |e: &dyn std::fmt::Display| ClientError::Unreachable {
+            addr: self.addr,
+            detail: e.to_string(),
+        };
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "daemon connection closed");
+            }
+        });
+        let bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?;
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.addr.to_string())
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token.expose()))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(bytes.unwrap_or_default())))
+            .context("building the request")?;
+        let resp = sender.send_request(req).await.map_err(|e| unreachable(&e))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(&e))?
+            .to_bytes();
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .with_context(|| format!("the daemon answered HTTP {status} with a body that is not JSON"))?;
+        if !status.is_success() {
+            let e = &value["error"];
+            bail!(ClientError::Api {
+                status: status.as_u16(),
+                code: e["code"].as_str().unwrap_or("error").to_owned(),
+                message: e["message"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        Ok((status, value))
+    }
+}

@@ -1,0 +1,138 @@
+//! `snakkaz-pay init`: turn an operator's descriptor into a checked configuration.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+
+use super::Cli;
+use crate::config::Config;
+
+/// Receive addresses printed for the operator to compare with their own wallet.
+const ADDRESSES_SHOWN: u32 = 5;
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Receive descriptor with an xpub/tpub (never a private key), e.g. `wpkh(xpub.../0/*)`.
+    #[arg(long)]
+    pub descriptor: String,
+    /// Change descriptor.
+    #[arg(long)]
+    pub change_descriptor: Option<String>,
+    /// Network: bitcoin, testnet, testnet4, signet or regtest.
+    #[arg(long, default_value = "bitcoin")]
+    pub network: String,
+    /// Electrum server host.
+    #[arg(long)]
+    pub electrum_host: Option<String>,
+    /// Electrum server port.
+    #[arg(long)]
+    pub electrum_port: Option<u16>,
+    /// Electrum protocol: tcp or tls.
+    #[arg(long)]
+    pub electrum_protocol: Option<String>,
+    /// Database file.
+    #[arg(long)]
+    pub wallet_path: Option<PathBuf>,
+    /// Address to serve the page and API on.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Overwrite an existing configuration file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
+    let out = &cli.config;
+    if out.exists() && !a.force {
+        bail!(
+            "{} exists; pass --force to overwrite it or --config to write elsewhere",
+            out.display()
+        );
+    }
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut env = HashMap::new();
+    env.insert("SNAKKAZ_PAY_DESCRIPTOR".to_owned(), a.descriptor.clone());
+    env.insert("SNAKKAZ_PAY_NETWORK".to_owned(), a.network.clone());
+    if let Some(c) = &a.change_descriptor {
+        env.insert("SNAKKAZ_PAY_CHANGE_DESCRIPTOR".to_owned(), c.clone());
+    }
+    let host = a.electrum_host.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
+    env.insert("ELECTRUM_HOST".to_owned(), host);
+    if let Some(p) = a.electrum_port {
+        env.insert("ELECTRUM_PORT".to_owned(), p.to_string());
+    }
+    if let Some(p) = &a.electrum_protocol {
+        env.insert("ELECTRUM_PROTOCOL".to_owned(), p.clone());
+    }
+    if let Some(p) = &a.wallet_path {
+        env.insert("ELECTRUM_WALLET_PATH".to_owned(), p.display().to_string());
+    }
+    if let Some(l) = &a.listen {
+        env.insert("SNAKKAZ_PAY_LISTEN".to_owned(), l.clone());
+    }
+    let api_token = dir.join("api-token");
+    let admin_token = dir.join("admin-token");
+    env.insert("SNAKKAZ_PAY_API_TOKEN_FILE".to_owned(), api_token.display().to_string());
+    env.insert("SNAKKAZ_PAY_ADMIN_TOKEN_FILE".to_owned(), admin_token.display().to_string());
+    let cfg = Config::load(None, &env)?;
+
+    let wallet = match &cfg.change_descriptor {
+        Some(c) => bdk_wallet::Wallet::create(cfg.descriptor.clone(), c.clone())
+            .network(cfg.network)
+            .create_wallet_no_persist(),
+        None => bdk_wallet::Wallet::create_single(cfg.descriptor.clone())
+            .network(cfg.network)
+            .create_wallet_no_persist(),
+    }
+    .context("the descriptor cannot derive addresses")?;
+
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut created = Vec::new();
+    for path in [&api_token, &admin_token] {
+        if !path.exists() {
+            let token = new_token();
+            crate::secret::write_secret_file(path, token.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            created.push(path.display().to_string());
+        }
+    }
+    std::fs::write(out, cfg.to_toml()).with_context(|| format!("writing {}", out.display()))?;
+    let addresses: Vec<String> = crate::wallet::peek_addresses(&wallet, ADDRESSES_SHOWN)
+        .into_iter()
+        .map(|a| a.to_string())
+        .collect();
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "config": out.display().to_string(),
+                "token_files_created": created,
+                "first_addresses": addresses,
+            })
+        );
+    } else {
+        println!("wrote {}", out.display());
+        for c in &created {
+            println!("created token file {c} (mode 0600)");
+        }
+        println!("first receive addresses; check that your wallet shows the same:");
+        for (i, a) in addresses.iter().enumerate() {
+            println!("  {i}: {a}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn new_token() -> zeroize::Zeroizing<String> {
+    let mut b = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(b.as_mut()).expect("the OS random number generator works");
+    zeroize::Zeroizing::new(hex::encode(&b[..]))
+}
