@@ -4,7 +4,10 @@
 //! Reads open their own read transaction; every write goes through one writer thread
 //! (see `writer`) that groups concurrent requests into a single durable commit.
 
+mod persister;
 mod tables;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::path::{Path, PathBuf};
