@@ -10,16 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bdk_electrum::BdkElectrumClient;
-use bdk_electrum::electrum_client::{ElectrumApi, Param, raw_client::RawClient};
+use bdk_electrum::electrum_client::{ElectrumApi, raw_client::RawClient};
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::{ChainError, Server};
-
-/// Protocol versions we speak; ElectrumX 1.16+/2.x and electrs/Fulcrum all offer 1.4.
-const PROTOCOL_MIN: &str = "1.4";
-const PROTOCOL_MAX: &str = "1.6";
 
 /// A plain or TLS stream; one type so the client type does not depend on the protocol.
 pub enum Stream {
@@ -167,14 +163,10 @@ pub fn connect(
         Stream::Tcp(tcp)
     };
     let raw = RawClient::from(stream);
-    raw.raw_call(
-        "server.version",
-        [
-            Param::String(format!("snakkaz-pay {}", env!("CARGO_PKG_VERSION"))),
-            Param::StringVec(vec![PROTOCOL_MIN.into(), PROTOCOL_MAX.into()]),
-        ],
-    )
-    .map_err(|e| fail(format!("protocol negotiation failed: {e}")))?;
+    // `protocol_version` sends `server.version` (the mandatory first message) and caches
+    // the answer, which the client needs to parse version-dependent responses.
+    raw.protocol_version()
+        .map_err(|e| fail(format!("protocol negotiation failed: {e}")))?;
     Ok(Conn {
         client: BdkElectrumClient::new(raw),
         socket,

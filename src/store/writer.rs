@@ -47,9 +47,29 @@ pub enum Outcome {
     DuplicateReference(Box<Payment>),
 }
 
+enum Reply {
+    Async(oneshot::Sender<Result<Outcome, StoreError>>),
+    // A std channel, so blocking callers work inside or outside a tokio runtime.
+    Blocking(mpsc::SyncSender<Result<Outcome, StoreError>>),
+}
+
+impl Reply {
+    fn send(self, r: Result<Outcome, StoreError>) {
+        // The caller may have gone away (request cancelled); its result is then moot.
+        match self {
+            Reply::Async(tx) => {
+                let _caller_gone = tx.send(r);
+            }
+            Reply::Blocking(tx) => {
+                let _caller_gone = tx.send(r);
+            }
+        }
+    }
+}
+
 struct Job {
     batch: WriteBatch,
-    reply: oneshot::Sender<Result<Outcome, StoreError>>,
+    reply: Reply,
 }
 
 #[derive(Clone)]
@@ -70,17 +90,23 @@ impl WriterHandle {
     pub(super) async fn submit(&self, batch: WriteBatch) -> Result<Outcome, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { batch, reply })
+            .send(Job {
+                batch,
+                reply: Reply::Async(reply),
+            })
             .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     pub(super) fn submit_blocking(&self, batch: WriteBatch) -> Result<Outcome, StoreError> {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = mpsc::sync_channel(1);
         self.tx
-            .send(Job { batch, reply })
+            .send(Job {
+                batch,
+                reply: Reply::Blocking(reply),
+            })
             .map_err(|_| StoreError::WriterGone)?;
-        rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
+        rx.recv().map_err(|_| StoreError::WriterGone)?
     }
 }
 
@@ -103,7 +129,7 @@ fn commit_group(db: &Database, group: Vec<Job>) {
         Ok(w) => w,
         Err(e) => {
             for job in group {
-                let _ignored_if_caller_gone = job.reply.send(Err(e.clone()));
+                job.reply.send(Err(e.clone()));
             }
             return;
         }
@@ -135,7 +161,7 @@ fn commit_group(db: &Database, group: Vec<Job>) {
             Ok(()) => r,
             Err(e) => Err(e.clone()),
         };
-        let _ignored_if_caller_gone = job.reply.send(r);
+        job.reply.send(r);
     }
 }
 
