@@ -87,7 +87,13 @@ impl Chain {
             undo: HashMap::new(),
         };
         // As in bitcoind, the genesis coinbase is neither indexed nor spendable.
-        chain.blocks.insert(hash, StoredBlock { block: genesis, height: 0 });
+        chain.blocks.insert(
+            hash,
+            StoredBlock {
+                block: genesis,
+                height: 0,
+            },
+        );
         chain
     }
 
@@ -155,7 +161,11 @@ impl Chain {
     pub fn tx(&self, txid: &Txid) -> Option<ConfirmedTx<'_>> {
         let block_hash = self.tx_index.get(txid)?;
         let stored = &self.blocks[block_hash];
-        let tx = stored.block.txdata.iter().find(|t| t.compute_txid() == *txid)?;
+        let tx = stored
+            .block
+            .txdata
+            .iter()
+            .find(|t| t.compute_txid() == *txid)?;
         Some(ConfirmedTx {
             tx,
             block_hash: *block_hash,
@@ -172,7 +182,11 @@ impl Chain {
 
     /// Connects `block` on top of the tip. The caller has validated its transactions.
     pub fn connect(&mut self, block: Block) {
-        assert_eq!(block.header.prev_blockhash, self.tip_hash(), "block must extend the tip");
+        assert_eq!(
+            block.header.prev_blockhash,
+            self.tip_hash(),
+            "block must extend the tip"
+        );
         let hash = block.block_hash();
         let height = self.tip_height() + 1;
         let mut undo = Vec::new();
@@ -193,7 +207,11 @@ impl Chain {
                     continue;
                 }
                 let outpoint = OutPoint::new(txid, vout as u32);
-                let coin = Coin { txout: txout.clone(), height, is_coinbase: tx.is_coinbase() };
+                let coin = Coin {
+                    txout: txout.clone(),
+                    height,
+                    is_coinbase: tx.is_coinbase(),
+                };
                 self.utxos.insert(outpoint, coin);
             }
             self.tx_index.insert(txid, hash);
@@ -224,7 +242,12 @@ impl Chain {
         for (outpoint, coin) in self.undo.remove(&hash).unwrap_or_default() {
             self.utxos.insert(outpoint, coin);
         }
-        block.txdata.iter().filter(|t| !t.is_coinbase()).cloned().collect()
+        block
+            .txdata
+            .iter()
+            .filter(|t| !t.is_coinbase())
+            .cloned()
+            .collect()
     }
 }
 

@@ -42,7 +42,10 @@ pub struct RpcError {
 impl RpcError {
     /// Builds an error with the given code and message.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into() }
+        RpcError {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A parameter was missing or had the wrong type.
@@ -64,7 +67,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The devnet answered a control call with an error.
-    #[error("devnet: {0}")]
+    #[error("{0}")]
     Rpc(#[from] RpcError),
     /// An answer could not be understood.
     #[error("bad answer from {from}: {detail}")]

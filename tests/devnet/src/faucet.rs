@@ -42,7 +42,12 @@ impl Faucet {
         let secret = SecretKey::from_slice(&[0x11; 32]).expect("valid secret key");
         let pubkey = CompressedPublicKey(secret.public_key(&secp));
         let script = ScriptBuf::new_p2wpkh(&pubkey.wpubkey_hash());
-        Faucet { secp, secret, pubkey, script }
+        Faucet {
+            secp,
+            secret,
+            pubkey,
+            script,
+        }
     }
 
     /// The faucet's output script.
@@ -80,13 +85,18 @@ impl Faucet {
                 (o.script_pubkey == self.script).then(|| (op, o.clone()))
             })
         });
-        let unconfirmed: Vec<_> = unconfirmed.filter(|(op, _)| mempool.spender(op).is_none()).collect();
+        let unconfirmed: Vec<_> = unconfirmed
+            .filter(|(op, _)| mempool.spender(op).is_none())
+            .collect();
         confirmed.into_iter().chain(unconfirmed).collect()
     }
 
     /// Total of [`Faucet::spendable`].
     pub fn balance(&self, chain: &Chain, mempool: &Mempool) -> Amount {
-        self.spendable(chain, mempool).iter().map(|(_, o)| o.value).sum()
+        self.spendable(chain, mempool)
+            .iter()
+            .map(|(_, o)| o.value)
+            .sum()
     }
 
     /// A signed transaction paying `amount` to `to`, change back to the faucet.
@@ -98,7 +108,10 @@ impl Faucet {
         amount: Amount,
     ) -> Result<Transaction, RpcError> {
         if amount < DUST {
-            return Err(RpcError::new(code::INVALID_PARAMETER, format!("amount {amount} is below {DUST}")));
+            return Err(RpcError::new(
+                code::INVALID_PARAMETER,
+                format!("amount {amount} is below {DUST}"),
+            ));
         }
         let mut inputs = Vec::new();
         let mut total = Amount::ZERO;
@@ -114,13 +127,21 @@ impl Faucet {
         if total < amount + fee {
             return Err(RpcError::new(
                 code::MISC,
-                format!("faucet has {total} spendable, cannot pay {amount} plus fee {fee}; mine more blocks"),
+                format!(
+                    "faucet has {total} spendable, cannot pay {amount} plus fee {fee}; mine more blocks"
+                ),
             ));
         }
-        let mut outputs = vec![TxOut { value: amount, script_pubkey: to }];
+        let mut outputs = vec![TxOut {
+            value: amount,
+            script_pubkey: to,
+        }];
         let change = total - amount - fee;
         if change >= DUST {
-            outputs.push(TxOut { value: change, script_pubkey: self.script.clone() });
+            outputs.push(TxOut {
+                value: change,
+                script_pubkey: self.script.clone(),
+            });
         }
         Ok(self.sign(inputs, outputs))
     }
@@ -140,7 +161,10 @@ impl Faucet {
             .iter()
             .map(|i| {
                 let out = spent_output(chain, mempool, &i.previous_output).ok_or_else(|| {
-                    RpcError::new(code::VERIFY_ERROR, format!("input {} of the original is gone", i.previous_output))
+                    RpcError::new(
+                        code::VERIFY_ERROR,
+                        format!("input {} of the original is gone", i.previous_output),
+                    )
                 })?;
                 Ok((i.previous_output, out))
             })
@@ -154,14 +178,20 @@ impl Faucet {
         // Replacement rules: more absolute fee than the original and its descendants,
         // plus the relay increment for its own size. Double the original's to be safe.
         let fee = original_fee * 2 + Amount::from_sat(fee_for(inputs.len(), 2, 1).to_sat() + 1_000);
-        let spare = total
-            .checked_sub(fee)
-            .ok_or_else(|| RpcError::new(code::MISC, "the original's inputs cannot pay a higher fee"))?;
+        let spare = total.checked_sub(fee).ok_or_else(|| {
+            RpcError::new(code::MISC, "the original's inputs cannot pay a higher fee")
+        })?;
         let amount = paid.min(spare);
-        let mut outputs = vec![TxOut { value: amount, script_pubkey: to }];
+        let mut outputs = vec![TxOut {
+            value: amount,
+            script_pubkey: to,
+        }];
         let change = spare - amount;
         if change >= DUST {
-            outputs.push(TxOut { value: change, script_pubkey: self.script.clone() });
+            outputs.push(TxOut {
+                value: change,
+                script_pubkey: self.script.clone(),
+            });
         }
         Ok(self.sign(inputs, outputs))
     }
@@ -191,7 +221,8 @@ impl Faucet {
                 signature: self.secp.sign_ecdsa(&msg, &self.secret),
                 sighash_type: EcdsaSighashType::All,
             };
-            *cache.witness_mut(n).expect("input exists") = Witness::p2wpkh(&signature, &self.pubkey.0);
+            *cache.witness_mut(n).expect("input exists") =
+                Witness::p2wpkh(&signature, &self.pubkey.0);
         }
         tx
     }

@@ -37,7 +37,16 @@ impl Mempool {
         let vsize = tx.vsize() as u64;
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.entries.insert(txid, Entry { tx, fee, vsize, seq, time });
+        self.entries.insert(
+            txid,
+            Entry {
+                tx,
+                fee,
+                vsize,
+                seq,
+                time,
+            },
+        );
     }
 
     /// An entry by txid.
@@ -77,7 +86,11 @@ impl Mempool {
 
     /// An output created by a mempool transaction (spent or not).
     pub fn output(&self, outpoint: &OutPoint) -> Option<&TxOut> {
-        self.entries.get(&outpoint.txid)?.tx.output.get(outpoint.vout as usize)
+        self.entries
+            .get(&outpoint.txid)?
+            .tx
+            .output
+            .get(outpoint.vout as usize)
     }
 
     /// Entries in arrival order, so parents come before children.
@@ -92,7 +105,9 @@ impl Mempool {
         let mut found = BTreeSet::new();
         let mut todo = vec![txid];
         while let Some(id) = todo.pop() {
-            let Some(entry) = self.entries.get(&id) else { continue };
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
             if !found.insert(id) {
                 continue;
             }

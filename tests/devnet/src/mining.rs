@@ -57,7 +57,10 @@ pub fn build_block(template: &Template<'_>, txs: Vec<Transaction>) -> Block {
     let payload = PushBytesBuf::try_from(payload).expect("36 bytes fit a push");
     block.txdata[0].output.push(TxOut {
         value: Amount::ZERO,
-        script_pubkey: Builder::new().push_opcode(OP_RETURN).push_slice(payload).into_script(),
+        script_pubkey: Builder::new()
+            .push_opcode(OP_RETURN)
+            .push_slice(payload)
+            .into_script(),
     });
     block.header.merkle_root = block.compute_merkle_root().expect("block has transactions");
     solve(&mut block.header);
@@ -78,7 +81,10 @@ fn coinbase_tx(template: &Template<'_>) -> Transaction {
             sequence: Sequence::MAX,
             witness: Witness::from_slice(&[WITNESS_RESERVED_VALUE]),
         }],
-        output: vec![TxOut { value: template.reward, script_pubkey: template.payout.clone() }],
+        output: vec![TxOut {
+            value: template.reward,
+            script_pubkey: template.payout.clone(),
+        }],
     }
 }
 

@@ -42,7 +42,10 @@ pub fn check(chain: &Chain, mempool: &Mempool, tx: &Transaction) -> Result<Accep
         return Err(reject("txn-already-in-mempool"));
     }
     if chain.tx(&txid).is_some() {
-        return Err(RpcError::new(code::VERIFY_ALREADY_IN_CHAIN, "Transaction already in block chain"));
+        return Err(RpcError::new(
+            code::VERIFY_ALREADY_IN_CHAIN,
+            "Transaction already in block chain",
+        ));
     }
     let mut seen = HashSet::new();
     if !tx.input.iter().all(|i| seen.insert(i.previous_output)) {
@@ -67,7 +70,9 @@ pub fn check(chain: &Chain, mempool: &Mempool, tx: &Transaction) -> Result<Accep
         } else {
             return Err(RpcError::new(
                 code::VERIFY_ERROR,
-                format!("bad-txns-inputs-missingorspent: input {n} spends unknown or spent output {op}"),
+                format!(
+                    "bad-txns-inputs-missingorspent: input {n} spends unknown or spent output {op}"
+                ),
             ));
         };
         if let Some(other) = mempool.spender(op) {
@@ -83,15 +88,21 @@ pub fn check(chain: &Chain, mempool: &Mempool, tx: &Transaction) -> Result<Accep
         .try_fold(Amount::ZERO, |acc, o| acc.checked_add(o.value))
         .filter(|v| *v <= Amount::MAX_MONEY)
         .ok_or_else(|| reject("bad-txns-txouttotal-toolarge"))?;
-    let fee = value_in
-        .checked_sub(value_out)
-        .ok_or_else(|| reject(format!("bad-txns-in-belowout, value in {value_in} < value out {value_out}")))?;
+    let fee = value_in.checked_sub(value_out).ok_or_else(|| {
+        reject(format!(
+            "bad-txns-in-belowout, value in {value_in} < value out {value_out}"
+        ))
+    })?;
 
     verify_scripts(tx, &spent)?;
 
     let vsize = tx.vsize() as u64;
     if fee.to_sat() < vsize * MIN_RELAY_SAT_PER_VB {
-        return Err(reject(format!("min relay fee not met, {} < {}", fee.to_sat(), vsize * MIN_RELAY_SAT_PER_VB)));
+        return Err(reject(format!(
+            "min relay fee not met, {} < {}",
+            fee.to_sat(),
+            vsize * MIN_RELAY_SAT_PER_VB
+        )));
     }
 
     let mut replaces = BTreeSet::new();
@@ -99,7 +110,11 @@ pub fn check(chain: &Chain, mempool: &Mempool, tx: &Transaction) -> Result<Accep
         replaces.extend(mempool.with_descendants(*c));
     }
     // A transaction cannot spend an output of a transaction it replaces.
-    if let Some(input) = tx.input.iter().find(|i| replaces.contains(&i.previous_output.txid)) {
+    if let Some(input) = tx
+        .input
+        .iter()
+        .find(|i| replaces.contains(&i.previous_output.txid))
+    {
         return Err(reject(format!(
             "bad-txns-spends-conflicting-tx: spends {} which it replaces",
             input.previous_output.txid
@@ -150,7 +165,9 @@ fn verify_scripts(tx: &Transaction, spent: &[TxOut]) -> Result<(), RpcError> {
             // libbitcoinconsensus reports a script that evaluates to false (a bad
             // signature, a wrong key) as its "no error" value: say so plainly.
             let why = match e {
-                bitcoinconsensus::Error::ERR_SCRIPT => "script evaluated to false (bad signature or wrong key)".to_string(),
+                bitcoinconsensus::Error::ERR_SCRIPT => {
+                    "script evaluated to false (bad signature or wrong key)".to_string()
+                }
                 other => other.to_string(),
             };
             reject(format!(
