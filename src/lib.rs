@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod payments;
 pub mod secret;
+pub mod sink;
 pub mod store;
 pub mod systemd;
 pub mod wallet;

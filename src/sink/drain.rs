@@ -1,0 +1,210 @@
+//! The drain loop: outbox → Postgres, in order, in batches, with backoff.
+//!
+//! An outbox item only says which payment changed; the row sent is the payment's
+//! current state read after the item, so it is never older than any item it clears.
+//! Items leave the outbox only after Postgres committed the batch; a crash in between
+//! resends them, and the version guard makes the resend harmless.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use super::conn::{Target, error_text};
+use super::row::{PaymentRow, UPSERT_SQL};
+use super::{SharedStatus, SinkError};
+use crate::store::{Store, WriteBatch};
+
+/// Outbox items per batch: one statement, one round trip, one commit.
+const BATCH: usize = 256;
+/// How often an empty outbox is looked at again (the store has no change notification;
+/// reading the first key of a redb table is cheap).
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// First retry delay after a failure.
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest retry delay; small enough that the mirror converges well within 30 s of
+/// Postgres coming back.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Limit of one connection attempt.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit of one batch's statement, so a black-holed link cannot stall the sink.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) struct Drain {
+    pub(super) store: Store,
+    pub(super) target: Arc<Target>,
+    pub(super) manage_schema: bool,
+    pub(super) status: SharedStatus,
+    pub(super) cancel: CancellationToken,
+}
+
+impl Drain {
+    pub(super) async fn run(self) {
+        let mut backoff = MIN_BACKOFF;
+        let mut client: Option<Client> = None;
+        let mut last_logged: Option<String> = None;
+        while !self.cancel.is_cancelled() {
+            let c = match client.take().filter(|c| !c.is_closed()) {
+                Some(c) => c,
+                None => {
+                    self.status.update(|s| s.connected = false);
+                    match self.connect().await {
+                        Ok(c) => {
+                            tracing::info!(target = %self.target.label(), "Supabase sink connected");
+                            self.status.update(|s| {
+                                s.connected = true;
+                                s.last_error = None;
+                            });
+                            last_logged = None;
+                            backoff = MIN_BACKOFF;
+                            c
+                        }
+                        Err(e) => {
+                            self.failed(&e, &mut last_logged);
+                            if !self.pause(jitter(backoff)).await {
+                                break;
+                            }
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let r = self.deliver(&c).await;
+            client = Some(c);
+            match r {
+                Ok(0) => {
+                    if !self.pause(IDLE_POLL).await {
+                        break;
+                    }
+                }
+                Ok(_) => backoff = MIN_BACKOFF,
+                Err(e) => {
+                    self.failed(&e, &mut last_logged);
+                    if client.as_ref().is_some_and(|c| c.is_closed()) {
+                        self.status.update(|s| s.connected = false);
+                    }
+                    if !self.pause(jitter(backoff)).await {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        self.status.update(|s| s.connected = false);
+    }
+
+    async fn connect(&self) -> Result<Client, SinkError> {
+        let mut client = self.target.connect(CONNECT_TIMEOUT).await?;
+        if self.manage_schema {
+            let applied =
+                super::schema::apply(&mut client)
+                    .await
+                    .map_err(|e| SinkError::Schema {
+                        detail: self.target.scrub(&error_text(&e)),
+                        source: e,
+                    })?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, "Supabase schema migrations applied");
+            }
+        }
+        Ok(client)
+    }
+
+    /// Sends one batch; returns how many outbox items it cleared.
+    async fn deliver(&self, client: &Client) -> Result<usize, SinkError> {
+        let items = self.store.outbox_peek(BATCH)?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let mut seen = BTreeSet::new();
+        let mut rows = Vec::new();
+        for (_, item) in &items {
+            if !seen.insert(item.payment_id.as_str()) {
+                continue;
+            }
+            // A payment the store no longer has (archived) has nothing left to mirror.
+            if let Some(p) = self.store.payment(&item.payment_id)? {
+                rows.push(PaymentRow::from_payment(&p)?);
+            }
+        }
+        if !rows.is_empty() {
+            let json = serde_json::to_string(&rows).expect("rows serialize to JSON");
+            let written = tokio::time::timeout(WRITE_TIMEOUT, client.execute(UPSERT_SQL, &[&json]))
+                .await
+                .map_err(|_| SinkError::WriteTimeout {
+                    secs: WRITE_TIMEOUT.as_secs(),
+                })?
+                .map_err(|e| SinkError::Write {
+                    detail: self.target.scrub(&error_text(&e)),
+                    source: e,
+                })?;
+            tracing::debug!(rows = rows.len(), written, "Supabase batch committed");
+        }
+        // Only now, with Postgres committed, may the items leave the outbox.
+        let keys: Vec<u64> = items.iter().map(|(k, _)| *k).collect();
+        let n = keys.len();
+        self.store
+            .commit(WriteBatch {
+                outbox_done: keys,
+                ..Default::default()
+            })
+            .await?;
+        self.status.update(|s| {
+            s.delivered_total += n as u64;
+            s.last_delivery_at = Some(crate::clock::now());
+        });
+        Ok(n)
+    }
+
+    fn failed(&self, e: &SinkError, last_logged: &mut Option<String>) {
+        let text = self.target.scrub(&e.to_string());
+        // Log a lasting failure once, not on every retry; the status page shows it throughout.
+        if last_logged.as_deref() != Some(text.as_str()) {
+            tracing::warn!(error = %text, "Supabase sink failed; retrying with backoff");
+            *last_logged = Some(text.clone());
+        } else {
+            tracing::debug!(error = %text, "Supabase sink still failing");
+        }
+        self.status.update(|s| {
+            s.errors_total += 1;
+            s.last_error = Some(text);
+            s.last_error_at = Some(crate::clock::now());
+        });
+    }
+
+    /// Sleeps unless cancelled first; false when cancelled.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
+}
+
+/// A delay between half of `d` and `d`, so appliances that lost Postgres together do
+/// not retry in lockstep.
+fn jitter(d: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() {
+        return d;
+    }
+    let half = d.as_millis() as u64 / 2;
+    Duration::from_millis(half + u64::from(u32::from_le_bytes(b)) % (half + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_and_full() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(1000));
+            assert!((500..=1000).contains(&j.as_millis()), "{j:?}");
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

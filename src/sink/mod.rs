@@ -1,0 +1,213 @@
+//! The Supabase sink: mirrors every payment change from the store's outbox into the
+//! downstream Postgres, exactly, in order, through outages. Off unless configured.
+//!
+//! Split: `schema` (numbered migrations), `conn` (connection string, TLS), `row` (the
+//! pure Payment → row mapping), `drain` (the loop). Only this module talks Postgres.
+
+mod conn;
+mod drain;
+pub mod row;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::secret::Secret;
+use crate::store::{AuditEntry, Store, StoreError, WriteBatch};
+pub use conn::{Target, TlsMode};
+
+/// A failure of the sink. Texts never contain the connection string or its password.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The connection string is unusable.
+    #[error("SNAKKAZ_PAY_SUPABASE_DB_URL_FILE: {detail}")]
+    Url {
+        /// What is wrong (without the secret).
+        detail: String,
+    },
+    /// The CA file is unusable.
+    #[error("SNAKKAZ_PAY_SUPABASE_CA_FILE: {}: {detail}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// rustls refused the TLS settings.
+    #[error("TLS setup failed: {detail}")]
+    Tls {
+        /// rustls's message.
+        detail: String,
+    },
+    /// Connecting or logging in failed.
+    #[error("connecting to Postgres {target} failed: {detail}")]
+    Connect {
+        /// `user@host:port/db`.
+        target: String,
+        /// The error and its causes, scrubbed.
+        detail: String,
+        /// tokio-postgres's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Connecting took too long.
+    #[error("connecting to Postgres {target} timed out after {secs} s")]
+    ConnectTimeout {
+        /// `user@host:port/db`.
+        target: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// Applying the schema failed.
+    #[error("applying the schema failed: {detail}")]
+    Schema {
+        /// The error and its causes, scrubbed.
+        detail: String,
+        /// tokio-postgres's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A batch was not committed.
+    #[error("writing to Postgres failed: {detail}")]
+    Write {
+        /// The error and its causes, scrubbed.
+        detail: String,
+        /// tokio-postgres's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A batch did not finish in time.
+    #[error("writing to Postgres timed out after {secs} s")]
+    WriteTimeout {
+        /// The limit.
+        secs: u64,
+    },
+    /// A payment cannot be represented in its row.
+    #[error(transparent)]
+    Row(#[from] row::RowError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the daemon needs to run the sink (built from the configuration).
+#[derive(Debug)]
+pub struct SinkSettings {
+    /// Connection string, read from SNAKKAZ_PAY_SUPABASE_DB_URL_FILE.
+    pub url: Secret,
+    /// Apply the schema on connect (SNAKKAZ_PAY_SUPABASE_MANAGE_SCHEMA).
+    pub manage_schema: bool,
+    /// PEM trust anchors for verify-full (SNAKKAZ_PAY_SUPABASE_CA_FILE).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The sink's state as the status page and metrics see it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SinkStatus {
+    /// A sink is configured.
+    pub enabled: bool,
+    /// `user@host:port/db (sslmode=...)`, never the password.
+    pub target: Option<String>,
+    /// A session to Postgres is up.
+    pub connected: bool,
+    /// The last failure, cleared by the next successful connection.
+    pub last_error: Option<String>,
+    /// Unix seconds of the last failure.
+    pub last_error_at: Option<u64>,
+    /// Failures since start (for `snakkaz_pay_sink_errors_total`).
+    pub errors_total: u64,
+    /// Outbox items delivered since start.
+    pub delivered_total: u64,
+    /// Unix seconds of the last committed batch.
+    pub last_delivery_at: Option<u64>,
+}
+
+/// The sink's status, shared between the sink task and its readers.
+#[derive(Debug, Clone, Default)]
+pub struct SharedStatus(Arc<Mutex<SinkStatus>>);
+
+impl SharedStatus {
+    /// A copy of the current status.
+    pub fn snapshot(&self) -> SinkStatus {
+        self.0.lock().expect("sink status lock").clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SinkStatus)) {
+        f(&mut self.0.lock().expect("sink status lock"));
+    }
+}
+
+/// Parses the settings and starts the supervised sink task; it stops when `cancel` fires.
+/// A bad connection string or CA file fails here, at start-up.
+pub fn spawn(
+    store: Store,
+    settings: SinkSettings,
+    status: SharedStatus,
+    cancel: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, SinkError> {
+    let target = Arc::new(Target::new(&settings.url, settings.ca_file.as_deref())?);
+    status.update(|s| {
+        s.enabled = true;
+        s.target = Some(target.label().to_owned());
+    });
+    tracing::info!(target = %target.label(), "Supabase sink enabled");
+    Ok(tokio::spawn(supervise(
+        store,
+        target,
+        settings.manage_schema,
+        status,
+        cancel,
+    )))
+}
+
+/// Restarts the drain loop if it panics, so a bug costs a retry, not the mirror.
+async fn supervise(
+    store: Store,
+    target: Arc<Target>,
+    manage_schema: bool,
+    status: SharedStatus,
+    cancel: CancellationToken,
+) {
+    loop {
+        let drain = drain::Drain {
+            store: store.clone(),
+            target: target.clone(),
+            manage_schema,
+            status: status.clone(),
+            cancel: cancel.clone(),
+        };
+        match tokio::spawn(drain.run()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "Supabase sink task failed; restarting it");
+                status.update(|s| {
+                    s.connected = false;
+                    s.errors_total += 1;
+                    s.last_error = Some("internal error: the sink task stopped; restarted".into());
+                    s.last_error_at = Some(crate::clock::now());
+                });
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The write that re-queues every payment for the sink (`snakkaz-pay sink resync`).
+pub fn resync_batch(how: &str) -> WriteBatch {
+    WriteBatch {
+        requeue_all: true,
+        audit: vec![AuditEntry {
+            at: crate::clock::now(),
+            action: "sink.resync".into(),
+            detail: format!("every payment re-queued for the Supabase sink ({how})"),
+        }],
+        ..Default::default()
+    }
+}
