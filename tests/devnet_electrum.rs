@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use common::devnet::Devnet;
 use common::wait_until;
-use electrum_client::bitcoin::key::{CompressedPublicKey, Secp256k1};
+use electrum_client::bitcoin::key::{CompressedPublicKey, Keypair, Secp256k1, TapTweak};
 use electrum_client::bitcoin::secp256k1::{Message, SecretKey};
-use electrum_client::bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use electrum_client::bitcoin::sighash::{EcdsaSighashType, Prevouts, SighashCache, TapSighashType};
 use electrum_client::bitcoin::{
     Address, Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid,
-    Witness, absolute, consensus, ecdsa, transaction,
+    Witness, absolute, consensus, ecdsa, taproot, transaction,
 };
 use electrum_client::raw_client::RawClient;
 use electrum_client::{Client, ElectrumApi, GetHistoryRes};
@@ -255,22 +255,30 @@ fn tls_verifies_the_generated_ca_and_refuses_without_it() {
 /// A key of the test's own, to build and sign transactions by hand.
 struct Wallet {
     secret: SecretKey,
-    pubkey: CompressedPublicKey,
+    taproot: bool,
 }
 
 impl Wallet {
-    fn new() -> Self {
-        let secret = SecretKey::from_slice(&[0x42; 32]).unwrap();
-        let pubkey = CompressedPublicKey(secret.public_key(&Secp256k1::new()));
-        Wallet { secret, pubkey }
+    fn new(taproot: bool) -> Self {
+        Wallet {
+            secret: SecretKey::from_slice(&[0x42; 32]).unwrap(),
+            taproot,
+        }
     }
 
     fn address(&self) -> String {
-        Address::p2wpkh(&self.pubkey, Network::Regtest).to_string()
+        let secp = Secp256k1::new();
+        let pubkey = self.secret.public_key(&secp);
+        if self.taproot {
+            Address::p2tr(&secp, pubkey.x_only_public_key().0, None, Network::Regtest).to_string()
+        } else {
+            Address::p2wpkh(&CompressedPublicKey(pubkey), Network::Regtest).to_string()
+        }
     }
 
     /// Spends `prev` (an output to this wallet) to `to`, paying a 1,000 sat fee.
     fn spend(&self, prev: OutPoint, prev_out: &TxOut, to: &str) -> Transaction {
+        let secp = Secp256k1::new();
         let mut tx = Transaction {
             version: transaction::Version::TWO,
             lock_time: absolute::LockTime::ZERO,
@@ -286,28 +294,48 @@ impl Wallet {
             }],
         };
         let mut cache = SighashCache::new(&mut tx);
-        let sighash = cache
-            .p2wpkh_signature_hash(
-                0,
-                &prev_out.script_pubkey,
-                prev_out.value,
-                EcdsaSighashType::All,
-            )
-            .unwrap();
-        let signature = ecdsa::Signature {
-            signature: Secp256k1::new().sign_ecdsa(&Message::from(sighash), &self.secret),
-            sighash_type: EcdsaSighashType::All,
+        let witness = if self.taproot {
+            let prevouts = [prev_out.clone()];
+            let sighash = cache
+                .taproot_key_spend_signature_hash(
+                    0,
+                    &Prevouts::All(&prevouts),
+                    TapSighashType::Default,
+                )
+                .unwrap();
+            let tweaked = Keypair::from_secret_key(&secp, &self.secret).tap_tweak(&secp, None);
+            let signature =
+                secp.sign_schnorr_no_aux_rand(&Message::from(sighash), &tweaked.to_keypair());
+            Witness::p2tr_key_spend(&taproot::Signature {
+                signature,
+                sighash_type: TapSighashType::Default,
+            })
+        } else {
+            let sighash = cache
+                .p2wpkh_signature_hash(
+                    0,
+                    &prev_out.script_pubkey,
+                    prev_out.value,
+                    EcdsaSighashType::All,
+                )
+                .unwrap();
+            let signature = ecdsa::Signature {
+                signature: secp.sign_ecdsa(&Message::from(sighash), &self.secret),
+                sighash_type: EcdsaSighashType::All,
+            };
+            Witness::p2wpkh(&signature, &self.secret.public_key(&secp))
         };
-        *cache.witness_mut(0).unwrap() = Witness::p2wpkh(&signature, &self.pubkey.0);
+        *cache.witness_mut(0).unwrap() = witness;
         tx
     }
 }
 
-#[test]
-fn a_transaction_with_a_broken_signature_is_refused() {
+/// Funds a wallet of the given kind, then shows a spend with a flipped signature bit
+/// is refused (through ElectrumX and by the devnet itself) and the good one accepted.
+fn broken_signature_is_refused(taproot: bool) {
     let devnet = Devnet::start();
     let electrum = client(&devnet);
-    let wallet = Wallet::new();
+    let wallet = Wallet::new(taproot);
     let funding = Txid::from_str(&devnet.pay(&wallet.address(), 100_000)).unwrap();
     devnet.mine(1);
     let funding_tx = electrum.transaction_get(&funding).unwrap();
@@ -319,13 +347,11 @@ fn a_transaction_with_a_broken_signature_is_refused() {
     let prev = OutPoint::new(funding, vout as u32);
     let good = wallet.spend(prev, &funding_tx.output[vout], SOMEONE);
 
-    // Flip a bit inside the signature's S value: still valid DER, wrong signature.
+    // Flip a bit inside the signature: well-formed, but it signs nothing.
     let mut bad = good.clone();
-    let mut sig = bad.input[0].witness.nth(0).unwrap().to_vec();
-    let last = sig.len() - 2;
-    sig[last] ^= 0x01;
-    let pubkey = bad.input[0].witness.nth(1).unwrap().to_vec();
-    bad.input[0].witness = Witness::from_slice(&[sig, pubkey]);
+    let mut items: Vec<Vec<u8>> = bad.input[0].witness.iter().map(<[u8]>::to_vec).collect();
+    items[0][10] ^= 0x01;
+    bad.input[0].witness = Witness::from_slice(&items);
 
     let err = electrum
         .transaction_broadcast(&bad)
@@ -348,4 +374,36 @@ fn a_transaction_with_a_broken_signature_is_refused() {
         .expect("the correctly signed transaction is accepted");
     assert_eq!(txid, good.compute_txid());
     wait_history(&electrum, SOMEONE, &[(txid, 0)]);
+}
+
+#[test]
+fn a_wpkh_spend_with_a_broken_signature_is_refused() {
+    broken_signature_is_refused(false);
+}
+
+#[test]
+fn a_taproot_spend_with_a_broken_signature_is_refused() {
+    broken_signature_is_refused(true);
+}
+
+#[test]
+fn electrumx_restarts_on_the_same_ports_and_catches_up() {
+    let mut devnet = Devnet::start();
+    let (tcp, tls) = (devnet.electrum_tcp_port(), devnet.electrum_tls_port());
+    devnet.stop_electrumx();
+    assert!(
+        Client::new(&devnet.electrum_tcp_url()).is_err(),
+        "nothing listens while it is down"
+    );
+    let height = devnet.mine(3);
+    devnet.start_electrumx();
+    assert_eq!(
+        (devnet.electrum_tcp_port(), devnet.electrum_tls_port()),
+        (tcp, tls)
+    );
+    let electrum = client(&devnet);
+    assert_eq!(
+        electrum.block_headers_subscribe().unwrap().height as u32,
+        height
+    );
 }
