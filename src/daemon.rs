@@ -14,6 +14,8 @@ use crate::web::Tokens;
 const HTTP_DRAIN: Duration = Duration::from_secs(5);
 /// The processor and its Electrum thread get this long to stop.
 const PROCESSOR_STOP: Duration = Duration::from_secs(4);
+/// The Supabase sink gets this long after the processor (it was cancelled with the HTTP server).
+const SINK_STOP: Duration = Duration::from_secs(1);
 
 /// Reads the token files named in the configuration.
 pub fn load_tokens(cfg: &Config) -> anyhow::Result<Tokens> {
@@ -38,6 +40,7 @@ pub fn load_tokens(cfg: &Config) -> anyhow::Result<Tokens> {
 /// Runs the daemon until a termination signal.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let tokens = load_tokens(&cfg)?;
+    let sink_settings = crate::sink::settings(&cfg)?;
     let listen = cfg.listen;
     let app = App::open(cfg)?;
     let listener = crate::web::bind(listen)
@@ -46,6 +49,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr().context("reading the bound address")?;
     app.start_processor().await?;
     let shutdown = CancellationToken::new();
+    // The sink only reads the store and has its own task: a slow or absent Postgres
+    // never holds up payment processing.
+    let sink = match sink_settings {
+        Some(s) => Some(crate::sink::spawn(
+            app.store.clone(),
+            s,
+            app.sink_status.clone(),
+            shutdown.child_token(),
+        )?),
+        None => None,
+    };
     let web = tokio::spawn(crate::web::serve(
         listener,
         app.clone(),
@@ -85,6 +99,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::error!(error = %e, "HTTP server task failed");
     }
     app.stop_processor(PROCESSOR_STOP).await;
+    if let Some(mut sink) = sink {
+        // Cancelled with `shutdown` above; unsent changes stay in the outbox for next time.
+        if tokio::time::timeout(SINK_STOP, &mut sink).await.is_err() {
+            tracing::warn!("Supabase sink did not stop within {SINK_STOP:?}; aborting it");
+            sink.abort();
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -90,6 +90,8 @@ pub struct StatusReport {
     pub payments: BTreeMap<String, u64>,
     /// Downstream sink queue.
     pub outbox: OutboxReport,
+    /// Supabase sink.
+    pub sink: crate::sink::SinkReport,
 }
 
 /// Electrum part of the status.
@@ -166,6 +168,8 @@ pub struct App {
     next_seq: AtomicU64,
     started: Instant,
     processor: tokio::sync::Mutex<Option<ProcessorSlot>>,
+    /// The Supabase sink's state, written by the sink task (see `daemon`).
+    pub sink_status: crate::sink::SharedStatus,
 }
 
 impl App {
@@ -192,6 +196,7 @@ impl App {
             next_seq: AtomicU64::new(next_seq),
             started: Instant::now(),
             processor: tokio::sync::Mutex::new(None),
+            sink_status: crate::sink::SharedStatus::default(),
         }))
     }
 
@@ -379,6 +384,10 @@ impl App {
                 None => "Electrum not connected yet".to_owned(),
             });
         }
+        let (sink, sink_problem) = self
+            .sink_status
+            .report(outbox_len, oldest.map(|t| now.saturating_sub(t)));
+        problems.extend(sink_problem);
         Ok(StatusReport {
             healthy: problems.is_empty(),
             problems,
@@ -412,6 +421,7 @@ impl App {
                 pending: outbox_len,
                 oldest_age_secs: oldest.map(|t| now.saturating_sub(t)),
             },
+            sink,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod client;
 mod init;
+mod sink;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Work with payments through the running daemon.
     #[command(subcommand)]
     Payment(PaymentCmd),
+    /// The Supabase sink: print its schema, or re-queue every payment.
+    #[command(subcommand)]
+    Sink(sink::SinkCmd),
 }
 
 /// `payment` subcommands.
@@ -143,6 +147,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load_config(&cli)?;
             runtime()?.block_on(payment(&cfg, cmd, cli.json))
         }
+        Command::Sink(cmd) => sink::run(&cli, cmd),
     }
 }
 

@@ -50,7 +50,11 @@ impl Drain {
                 Some(c) => c,
                 None => {
                     self.status.update(|s| s.connected = false);
-                    match self.connect().await {
+                    let connected = tokio::select! {
+                        _ = self.cancel.cancelled() => break,
+                        r = self.connect() => r,
+                    };
+                    match connected {
                         Ok(c) => {
                             tracing::info!(target = %self.target.label(), "Supabase sink connected");
                             self.status.update(|s| {
@@ -72,7 +76,11 @@ impl Drain {
                     }
                 }
             };
-            let r = self.deliver(&c).await;
+            // Dropping a batch mid-flight is safe: its items stay in the outbox.
+            let r = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                r = self.deliver(&c) => r,
+            };
             client = Some(c);
             match r {
                 Ok(0) => {

@@ -103,6 +103,8 @@ pub struct SinkSettings {
     pub manage_schema: bool,
     /// PEM trust anchors for verify-full (SNAKKAZ_PAY_SUPABASE_CA_FILE).
     pub ca_file: Option<PathBuf>,
+    /// Oldest unsent change before the status raises an alert (SNAKKAZ_PAY_SINK_LAG_ALERT_SECS).
+    pub lag_alert: Duration,
 }
 
 /// The sink's state as the status page and metrics see it.
@@ -124,6 +126,33 @@ pub struct SinkStatus {
     pub delivered_total: u64,
     /// Unix seconds of the last committed batch.
     pub last_delivery_at: Option<u64>,
+    /// Lag (seconds) above which the status reports a problem.
+    pub lag_alert_secs: u64,
+}
+
+/// The `sink` section of `/api/status`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SinkReport {
+    /// A sink is configured.
+    pub enabled: bool,
+    /// A session to Postgres is up.
+    pub connected: bool,
+    /// `user@host:port/db (sslmode=...)`, never the password.
+    pub target: Option<String>,
+    /// The last failure (never containing the secret).
+    pub last_error: Option<String>,
+    /// Failures since start.
+    pub errors_total: u64,
+    /// Outbox items delivered since start.
+    pub delivered_total: u64,
+    /// Changes waiting in the outbox.
+    pub pending: u64,
+    /// Age of the oldest waiting change, in seconds.
+    pub oldest_age_secs: Option<u64>,
+    /// The configured alert bound, in seconds.
+    pub lag_alert_secs: u64,
+    /// The oldest waiting change is older than the bound.
+    pub lagging: bool,
 }
 
 /// The sink's status, shared between the sink task and its readers.
@@ -136,9 +165,91 @@ impl SharedStatus {
         self.0.lock().expect("sink status lock").clone()
     }
 
+    /// The status section and, when the sink needs attention, the problem to show.
+    pub fn report(
+        &self,
+        pending: u64,
+        oldest_age_secs: Option<u64>,
+    ) -> (SinkReport, Option<String>) {
+        let s = self.snapshot();
+        let lagging = s.enabled && oldest_age_secs.is_some_and(|a| a > s.lag_alert_secs);
+        let problem = if !s.enabled {
+            None
+        } else if lagging {
+            Some(format!(
+                "Supabase sink lagging: {pending} change(s) unsent, the oldest {} s old (alert at {} s){}",
+                oldest_age_secs.unwrap_or(0),
+                s.lag_alert_secs,
+                s.last_error
+                    .as_ref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            ))
+        } else if !s.connected {
+            Some(match &s.last_error {
+                Some(e) => format!("Supabase sink not connected: {e}"),
+                None => "Supabase sink not connected yet".to_owned(),
+            })
+        } else {
+            None
+        };
+        let report = SinkReport {
+            enabled: s.enabled,
+            connected: s.connected,
+            target: s.target,
+            last_error: s.last_error,
+            errors_total: s.errors_total,
+            delivered_total: s.delivered_total,
+            pending,
+            oldest_age_secs,
+            lag_alert_secs: s.lag_alert_secs,
+            lagging,
+        };
+        (report, problem)
+    }
+
     fn update(&self, f: impl FnOnce(&mut SinkStatus)) {
         f(&mut self.0.lock().expect("sink status lock"));
     }
+}
+
+/// Default of SNAKKAZ_PAY_SINK_LAG_ALERT_SECS.
+pub const DEFAULT_LAG_ALERT: Duration = Duration::from_secs(300);
+
+/// The sink's settings from the configuration, reading the connection string's file;
+/// `None` when no SNAKKAZ_PAY_SUPABASE_DB_URL_FILE is set (the sink is off).
+pub fn settings(cfg: &crate::config::Config) -> Result<Option<SinkSettings>, SinkError> {
+    // TEMP until config.rs has the sink keys: read them from the environment.
+    let _ = cfg;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let Some(url_file) = env("SNAKKAZ_PAY_SUPABASE_DB_URL_FILE").map(PathBuf::from) else {
+        return Ok(None);
+    };
+    let url = read_url_file(&url_file)?;
+    Ok(Some(SinkSettings {
+        url,
+        manage_schema: env("SNAKKAZ_PAY_SUPABASE_MANAGE_SCHEMA").is_none_or(|v| v != "false"),
+        ca_file: env("SNAKKAZ_PAY_SUPABASE_CA_FILE").map(PathBuf::from),
+        lag_alert: env("SNAKKAZ_PAY_SINK_LAG_ALERT_SECS")
+            .and_then(|v| v.parse().ok())
+            .map_or(DEFAULT_LAG_ALERT, Duration::from_secs),
+    }))
+}
+
+/// Reads the connection string from its file (first non-empty line, trimmed).
+pub fn read_url_file(path: &std::path::Path) -> Result<Secret, SinkError> {
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| SinkError::Url {
+            detail: format!("cannot read {}: {e}", path.display()),
+        })?);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .ok_or_else(|| SinkError::Url {
+            detail: format!("{} is empty", path.display()),
+        })?;
+    Ok(Secret::new(line.to_owned()))
 }
 
 /// Parses the settings and starts the supervised sink task; it stops when `cancel` fires.
@@ -153,6 +264,7 @@ pub fn spawn(
     status.update(|s| {
         s.enabled = true;
         s.target = Some(target.label().to_owned());
+        s.lag_alert_secs = settings.lag_alert.as_secs();
     });
     tracing::info!(target = %target.label(), "Supabase sink enabled");
     Ok(tokio::spawn(supervise(

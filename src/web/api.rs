@@ -126,6 +126,16 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str]) -> Resp
             app.sync_all().await;
             json_response(StatusCode::ACCEPTED, &json!({"sync": "requested"}))
         }
+        (&Method::POST, ["admin", "sink", "resync"]) => {
+            let requeued = app.store.commit(crate::sink::resync_batch("admin API")).await;
+            match requeued.and_then(|_| app.store.outbox_stats()) {
+                Ok((pending, _)) => json_response(
+                    StatusCode::ACCEPTED,
+                    &json!({"resync": "queued", "pending": pending}),
+                ),
+                Err(e) => app_error(e.into()),
+            }
+        }
         (_, ["status"] | ["payments"] | ["payments", _] | ["payments", _, "complete"])
         | (_, ["admin", "restart-payment-processor"] | ["admin", "sync"]) => error(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -4,6 +4,7 @@
 
 pub mod appliance;
 pub mod devnet;
+pub mod postgres;
 
 use std::time::{Duration, Instant};
 
