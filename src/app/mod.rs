@@ -205,7 +205,10 @@ impl App {
         let mut slot = self.processor.lock().await;
         if let Some(old) = slot.take() {
             old.cancel.cancel();
-            if tokio::time::timeout(Duration::from_secs(30), old.task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(30), old.task)
+                .await
+                .is_err()
+            {
                 tracing::error!("old payment processor did not stop within 30 s");
             }
         }
@@ -450,11 +453,11 @@ fn validate_create(req: &CreatePayment) -> Result<(), AppError> {
         });
     }
     if let Some(secs) = req.expires_in_secs
-        && !(60..=30 * 24 * 3600).contains(&secs)
+        && !(1..=30 * 24 * 3600).contains(&secs)
     {
         return Err(AppError::Invalid {
             field: "expires_in_secs",
-            message: "must be between 60 and 2592000 (30 days)".into(),
+            message: "must be between 1 and 2592000 (30 days)".into(),
         });
     }
     if let Some(d) = &req.description

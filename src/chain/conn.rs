@@ -139,9 +139,8 @@ pub fn connect(
             Err(e) => last = Some(e),
         }
     }
-    let tcp = tcp.ok_or_else(|| {
-        fail(last.map_or("no address for host".into(), |e| e.to_string()))
-    })?;
+    let tcp =
+        tcp.ok_or_else(|| fail(last.map_or("no address for host".into(), |e| e.to_string())))?;
     tcp.set_read_timeout(Some(timeout))
         .and_then(|_| tcp.set_write_timeout(Some(timeout)))
         .and_then(|_| tcp.set_nodelay(true))
@@ -180,11 +179,17 @@ impl Conn {
     pub fn wait_readable(&self, wait: Duration) -> io::Result<bool> {
         // The socket options are shared with the client's handle; only this thread uses
         // either, so the short timeout is restored before any request is made.
-        self.socket.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        self.socket
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
         let mut b = [0u8; 1];
         let r = match self.socket.peek(&mut b) {
             Ok(_) => Ok(true),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 Ok(false)
             }
             Err(e) => Err(e),

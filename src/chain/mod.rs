@@ -58,7 +58,9 @@ pub enum ChainError {
         detail: String,
     },
     /// The TLS handshake failed (untrusted or invalid certificate...).
-    #[error("TLS with Electrum server failed: {0}; check the certificate or SNAKKAZ_PAY_ELECTRUM_CA_FILE")]
+    #[error(
+        "TLS with Electrum server failed: {0}; check the certificate or SNAKKAZ_PAY_ELECTRUM_CA_FILE"
+    )]
     Tls(String),
     /// The CA file could not be used.
     #[error("Electrum CA file {path}: {detail}")]
@@ -81,7 +83,10 @@ pub enum ChainError {
     Stopped,
 }
 
-fn req<T>(op: &'static str, r: Result<T, bdk_electrum::electrum_client::Error>) -> Result<T, ChainError> {
+fn req<T>(
+    op: &'static str,
+    r: Result<T, bdk_electrum::electrum_client::Error>,
+) -> Result<T, ChainError> {
     r.map_err(|e| ChainError::Request {
         op,
         detail: e.to_string(),
@@ -227,10 +232,17 @@ impl ChainHandle {
 }
 
 /// Verifies that a TLS server presents a certificate we trust (used by `init`/tests).
-pub fn probe(server: &Server, ca_file: Option<&std::path::Path>, timeout: Duration) -> Result<u32, ChainError> {
+pub fn probe(
+    server: &Server,
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<u32, ChainError> {
     let tls = conn::tls_config(ca_file)?;
     let c = conn::connect(server, &tls, timeout)?;
-    let h = req("headers subscribe", c.client.inner.block_headers_subscribe())?;
+    let h = req(
+        "headers subscribe",
+        c.client.inner.block_headers_subscribe(),
+    )?;
     Ok(h.height as u32)
 }
 
@@ -303,7 +315,8 @@ impl Worker {
                 return false;
             }
             match self.cmds.recv_timeout(deadline - now) {
-                Ok(ChainCommand::Shutdown) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Ok(ChainCommand::Shutdown)
+                | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     return true;
                 }
                 Ok(ChainCommand::Watch(i, spk)) => {
@@ -329,7 +342,12 @@ impl Worker {
         }
     }
 
-    fn serve(&mut self, server: &Server, c: &conn::Conn, sessions: &mut u64) -> Result<(), ChainError> {
+    fn serve(
+        &mut self,
+        server: &Server,
+        c: &conn::Conn,
+        sessions: &mut u64,
+    ) -> Result<(), ChainError> {
         let api = &c.client.inner;
         let header = req("headers subscribe", api.block_headers_subscribe())?;
         let mut tip = header.height as u32;
@@ -368,6 +386,9 @@ impl Worker {
         }
         let mut last_request = Instant::now();
         let mut last_full = Instant::now();
+        // Notifications that arrived while a request was in flight were read into the
+        // client's buffers, where a socket peek cannot see them: look after every request.
+        let mut drain = true;
         loop {
             // Commands first: a new payment's script must be watched before anyone pays it.
             let mut changed: BTreeSet<u32> = BTreeSet::new();
@@ -381,6 +402,7 @@ impl Worker {
                         }
                         let status = req("script subscribe", api.script_subscribe(&spk))?;
                         last_request = Instant::now();
+                        drain = true;
                         subscribed.insert(spk.clone(), i);
                         self.watched.insert(i, spk);
                         // Already has history: paid before we subscribed.
@@ -403,8 +425,7 @@ impl Worker {
             let mut new_tip = None;
             let readable = changed.is_empty()
                 && !full
-                && c
-                    .wait_readable(COMMAND_POLL)
+                && c.wait_readable(COMMAND_POLL)
                     .map_err(|e| ChainError::Request {
                         op: "wait",
                         detail: e.to_string(),
@@ -432,8 +453,10 @@ impl Worker {
                     notified_at.get_or_insert_with(Instant::now);
                 }
                 if notified_at.is_some() {
-                    self.status.lock().expect("status lock").last_notification_at =
-                        Some(crate::clock::now());
+                    self.status
+                        .lock()
+                        .expect("status lock")
+                        .last_notification_at = Some(crate::clock::now());
                 }
             }
             if last_full.elapsed() >= self.settings.check_interval {
@@ -445,11 +468,13 @@ impl Worker {
                     return Ok(());
                 }
                 last_request = Instant::now();
+                drain = true;
             } else if !changed.is_empty() || new_tip.is_some() {
                 if !self.sync(c, &changed, notified_at, new_tip)? {
                     return Ok(());
                 }
                 last_request = Instant::now();
+                drain = true;
             }
             if let Some(t) = new_tip {
                 self.status.lock().expect("status lock").tip_height = Some(t);
@@ -533,15 +558,26 @@ mod tests {
     fn jitter_stays_within_half_to_one_and_a_half() {
         for _ in 0..200 {
             let j = jitter(Duration::from_millis(1000));
-            assert!(j >= Duration::from_millis(500) && j <= Duration::from_millis(1500), "{j:?}");
+            assert!(
+                j >= Duration::from_millis(500) && j <= Duration::from_millis(1500),
+                "{j:?}"
+            );
         }
     }
 
     #[test]
     fn server_display_uses_guide_schemes() {
-        let s = Server { host: "h".into(), port: 1, tls: true };
+        let s = Server {
+            host: "h".into(),
+            port: 1,
+            tls: true,
+        };
         assert_eq!(s.to_string(), "ssl://h:1");
-        let s = Server { host: "h".into(), port: 2, tls: false };
+        let s = Server {
+            host: "h".into(),
+            port: 2,
+            tls: false,
+        };
         assert_eq!(s.to_string(), "tcp://h:2");
     }
 }
