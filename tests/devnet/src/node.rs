@@ -229,3 +229,118 @@ impl Node {
         Ok(self.submit(tx)?.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::COINBASE_MATURITY;
+    use bitcoin::OutPoint;
+
+    const SOMEONE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+
+    fn funded() -> Node {
+        let mut node = Node::new();
+        node.mine(COINBASE_MATURITY + 5);
+        node
+    }
+
+    #[test]
+    fn payment_confirms_and_is_indexed() {
+        let mut node = funded();
+        let txid = node.pay(SOMEONE, 10_000).unwrap();
+        assert!(node.mempool.contains(&txid));
+        let height = node.mine(1);
+        assert!(node.mempool.is_empty());
+        let confirmed = node.chain.tx(&txid).expect("indexed");
+        assert_eq!(confirmed.height, height);
+        let input = confirmed.tx.input[0].previous_output;
+        assert_eq!(node.chain.spender(&input).map(|s| s.0), Some(txid));
+    }
+
+    #[test]
+    fn immature_coinbase_cannot_pay() {
+        let mut node = Node::new();
+        // At tip 99 the first coinbase (height 1) is 99 blocks deep for the next block.
+        node.mine(COINBASE_MATURITY - 1);
+        let err = node.pay(SOMEONE, 10_000).unwrap_err();
+        assert!(err.message.contains("mine more blocks"), "{err}");
+        node.mine(1);
+        node.pay(SOMEONE, 10_000).unwrap();
+    }
+
+    #[test]
+    fn replace_evicts_the_original_and_a_low_fee_conflict_is_refused() {
+        let mut node = funded();
+        let original = node.pay(SOMEONE, 10_000).unwrap();
+        let original_tx = node.mempool.get(&original).unwrap().tx.clone();
+        let replacement = node.replace(original, None).unwrap();
+        assert!(!node.mempool.contains(&original));
+        assert!(node.mempool.contains(&replacement));
+
+        // The original pays less than its replacement, so it cannot come back.
+        let err = node.submit(original_tx).unwrap_err();
+        assert!(err.message.contains("insufficient fee"), "{err}");
+    }
+
+    #[test]
+    fn reorg_returns_transactions_except_dropped_ones() {
+        let mut node = funded();
+        let kept = node.pay(SOMEONE, 10_000).unwrap();
+        let dropped = node.pay(SOMEONE, 20_000).unwrap();
+        let before = node.mine(2);
+        let stale_tip = node.chain.tip_hash();
+        let height = node.reorg(2, &[dropped]).unwrap();
+        assert_eq!(height, before + 1);
+        assert!(node.mempool.contains(&kept));
+        assert!(!node.mempool.contains(&dropped));
+        assert!(node.chain.tx(&kept).is_none());
+        assert!(
+            node.chain.block(&stale_tip).is_some(),
+            "stale blocks stay retrievable"
+        );
+        assert!(!node.chain.is_active(&stale_tip));
+    }
+
+    #[test]
+    fn reorg_with_an_unknown_drop_changes_nothing() {
+        let mut node = funded();
+        let tip = node.chain.tip_hash();
+        let unknown = parse_txid(&"ab".repeat(32)).unwrap();
+        assert!(node.reorg(1, &[unknown]).is_err());
+        assert_eq!(node.chain.tip_hash(), tip);
+    }
+
+    #[test]
+    fn spending_a_missing_output_is_refused() {
+        let mut node = funded();
+        let mut tx = node
+            .faucet
+            .pay(
+                &node.chain,
+                &node.mempool,
+                parse_address(SOMEONE).unwrap(),
+                Amount::from_sat(10_000),
+            )
+            .unwrap();
+        tx.input[0].previous_output = OutPoint::new(tx.input[0].previous_output.txid, 99);
+        let err = node.submit(tx).unwrap_err();
+        assert_eq!(err.code, code::VERIFY_ERROR);
+    }
+
+    #[test]
+    fn outputs_above_inputs_are_refused() {
+        let mut node = funded();
+        let mut tx = node
+            .faucet
+            .pay(
+                &node.chain,
+                &node.mempool,
+                parse_address(SOMEONE).unwrap(),
+                Amount::from_sat(10_000),
+            )
+            .unwrap();
+        tx.output[0].value = Amount::from_int_btc(1_000);
+        let err = node.submit(tx).unwrap_err();
+        assert!(err.message.contains("bad-txns-in-belowout"), "{err}");
+    }
+}
