@@ -310,6 +310,42 @@ impl Postgres {
         }
     }
 
+    /// Holds an exclusive lock on `table` from another session until the returned guard
+    /// is released; writers to the table block meanwhile (a batch "in flight").
+    pub fn lock_table(&self, table: &str) -> TableLock<'_> {
+        let child = Command::new(self.bin.join("psql"))
+            .args(["-X", "-q", "-U", "postgres", "-d", "postgres", "-h"])
+            .arg(&self.sock)
+            .args(["-p", &self.port.to_string(), "-c"])
+            .arg(format!(
+                "BEGIN; LOCK TABLE {table} IN EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT;"
+            ))
+            .env("PGAPPNAME", "test-locker")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn psql");
+        let lock = TableLock { pg: self, child };
+        self.wait_sql(
+            Duration::from_secs(10),
+            "the table lock",
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'test-locker' AND query LIKE '%pg_sleep%' AND state = 'active'",
+        );
+        lock
+    }
+
+    /// Polls until a boolean query returns true.
+    pub fn wait_sql(&self, timeout: Duration, what: &str, sql: &str) {
+        let deadline = Instant::now() + timeout;
+        while self.exec(sql) != "t" {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether the server runs.
     pub fn running(&self) -> bool {
         self.child.is_some()
@@ -352,6 +388,21 @@ impl Postgres {
         let s = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = s.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// An exclusive table lock held by another session; released on drop.
+pub struct TableLock<'a> {
+    pg: &'a Postgres,
+    child: Child,
+}
+
+impl Drop for TableLock<'_> {
+    fn drop(&mut self) {
+        // Ending the session rolls its transaction back and frees the lock at once.
+        self.pg.exec("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'test-locker'");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
