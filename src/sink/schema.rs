@@ -35,7 +35,7 @@ ALTER TABLE snakkaz_pay_migrations ENABLE ROW LEVEL SECURITY;
 
 /// Serialises concurrent appliers (two appliances, or a restart racing an old session):
 /// an arbitrary constant, "snakkaz" in ASCII.
-const LOCK_KEY: i64 = 0x736e_616b_6b61_7a;
+const LOCK_KEY: i64 = 0x0073_6e61_6b6b_617a;
 
 /// The whole schema as one script, for `snakkaz-pay sink schema`.
 pub fn script() -> String {
