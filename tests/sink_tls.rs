@@ -119,6 +119,13 @@ fn tls_is_verified_and_failures_are_clear_without_the_secret() {
         wrong.log().contains("password authentication failed"),
         "the log names the failure"
     );
+    let page = common::appliance::http(&wrong.addr, "GET", "/", Some(ADMIN_TOKEN), None).1;
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("Supabase sink not connected")
+            && page.contains("password authentication failed"),
+        "the page shows the failure: {page}"
+    );
 
     // The schema: applying the printed script again is harmless; RLS on, no policies.
     let out = Command::new(binary())
