@@ -24,9 +24,7 @@ pub fn load_tokens(cfg: &Config) -> anyhow::Result<Tokens> {
         None => None,
     };
     let admin = match &cfg.admin_token_file {
-        Some(p) => {
-            Some(crate::secret::read_token_file(p).context("SNAKKAZ_PAY_ADMIN_TOKEN_FILE")?)
-        }
+        Some(p) => Some(crate::secret::read_token_file(p).context("SNAKKAZ_PAY_ADMIN_TOKEN_FILE")?),
         None => None,
     };
     if api.is_none() && admin.is_none() {

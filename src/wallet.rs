@@ -21,7 +21,9 @@ pub enum WalletError {
     #[error("descriptor rejected: {0}")]
     Descriptor(String),
     /// The database holds a wallet for other descriptors or another network.
-    #[error("the database belongs to a different wallet: {0}; use the descriptors and network it was created with, or a new ELECTRUM_WALLET_PATH")]
+    #[error(
+        "the database belongs to a different wallet: {0}; use the descriptors and network it was created with, or a new ELECTRUM_WALLET_PATH"
+    )]
     Mismatch(String),
     /// Reading or writing the store failed.
     #[error(transparent)]
@@ -110,12 +112,7 @@ pub fn sync_request(
     let tip = wallet.local_chain().tip();
     let expected: Vec<_> = wallet
         .tx_graph()
-        .list_expected_spk_txids(
-            wallet.local_chain(),
-            tip.block_id(),
-            wallet.spk_index(),
-            ..,
-        )
+        .list_expected_spk_txids(wallet.local_chain(), tip.block_id(), wallet.spk_index(), ..)
         .filter(|(spk, _)| wanted.contains(spk))
         .collect();
     SyncRequest::builder_at(now)

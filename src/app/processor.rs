@@ -169,7 +169,10 @@ impl Processor {
         }
         self.evaluate(eval, changeset).await;
         if let Some(at) = notified_at {
-            tracing::debug!(ms = at.elapsed().as_millis() as u64, "notification to commit");
+            tracing::debug!(
+                ms = at.elapsed().as_millis() as u64,
+                "notification to commit"
+            );
         }
     }
 

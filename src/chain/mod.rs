@@ -20,8 +20,11 @@ use tokio::sync::mpsc;
 
 /// Scripts per Electrum batch request during sync.
 const SYNC_BATCH_SIZE: usize = 50;
-/// How often an idle session is pinged; ElectrumX drops sessions idle for 600 s.
-const KEEPALIVE: Duration = Duration::from_secs(60);
+/// Longest time without a request. A notification that arrives in the same read as a
+/// response sits in the client's buffer where a socket peek cannot see it; a ping makes
+/// the client process it, so this bounds the delay of that rare case. It also keeps the
+/// session alive (ElectrumX drops sessions idle for 600 s).
+const SWEEP: Duration = Duration::from_secs(1);
 /// Longest wait between looks at the command queue.
 const COMMAND_POLL: Duration = Duration::from_millis(50);
 /// Backoff after a failed connection: first step and ceiling.
@@ -405,6 +408,7 @@ impl Worker {
                         drain = true;
                         subscribed.insert(spk.clone(), i);
                         self.watched.insert(i, spk);
+                        tracing::debug!(index = i, has_history = status.is_some(), "subscribed");
                         // Already has history: paid before we subscribed.
                         if status.is_some() {
                             changed.insert(i);
@@ -430,7 +434,7 @@ impl Worker {
                         op: "wait",
                         detail: e.to_string(),
                     })?;
-            if readable || last_request.elapsed() >= KEEPALIVE {
+            if readable || last_request.elapsed() >= SWEEP {
                 // A ping makes the client read whatever the server pushed.
                 loop {
                     req("ping", api.ping())?;
@@ -450,6 +454,7 @@ impl Worker {
                     if !got {
                         break;
                     }
+                    tracing::debug!(?changed, ?new_tip, "notification");
                     notified_at.get_or_insert_with(Instant::now);
                 }
                 if notified_at.is_some() {
@@ -521,6 +526,7 @@ impl Worker {
     ) -> Result<bool, ChainError> {
         let started = Instant::now();
         let response = req("sync", c.client.sync(request, SYNC_BATCH_SIZE, false))?;
+        tracing::debug!(?indices, ?tip, txs = response.tx_update.txs.len(), ms = started.elapsed().as_millis() as u64, "synced");
         {
             let mut st = self.status.lock().expect("status lock");
             st.last_sync_at = Some(crate::clock::now());

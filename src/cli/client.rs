@@ -24,7 +24,9 @@ pub struct DaemonClient {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The daemon did not answer.
-    #[error("the daemon is not reachable at {addr}: {detail} (is `snakkaz-pay run` running? check SNAKKAZ_PAY_LISTEN)")]
+    #[error(
+        "the daemon is not reachable at {addr}: {detail} (is `snakkaz-pay run` running? check SNAKKAZ_PAY_LISTEN)"
+    )]
     Unreachable {
         /// Address tried.
         addr: SocketAddr,
@@ -101,11 +103,17 @@ impl DaemonClient {
             .method(method)
             .uri(path)
             .header(header::HOST, self.addr.to_string())
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token.expose()))
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", self.token.expose()),
+            )
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(bytes.unwrap_or_default())))
             .context("building the request")?;
-        let resp = sender.send_request(req).await.map_err(|e| unreachable(&e))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(&e))?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -113,8 +121,9 @@ impl DaemonClient {
             .await
             .map_err(|e| unreachable(&e))?
             .to_bytes();
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .with_context(|| format!("the daemon answered HTTP {status} with a body that is not JSON"))?;
+        let value: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
+            format!("the daemon answered HTTP {status} with a body that is not JSON")
+        })?;
         if !status.is_success() {
             let e = &value["error"];
             bail!(ClientError::Api {

@@ -64,7 +64,10 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
     if let Some(c) = &a.change_descriptor {
         env.insert("SNAKKAZ_PAY_CHANGE_DESCRIPTOR".to_owned(), c.clone());
     }
-    let host = a.electrum_host.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
+    let host = a
+        .electrum_host
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
     env.insert("ELECTRUM_HOST".to_owned(), host);
     if let Some(p) = a.electrum_port {
         env.insert("ELECTRUM_PORT".to_owned(), p.to_string());
@@ -80,8 +83,14 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
     }
     let api_token = dir.join("api-token");
     let admin_token = dir.join("admin-token");
-    env.insert("SNAKKAZ_PAY_API_TOKEN_FILE".to_owned(), api_token.display().to_string());
-    env.insert("SNAKKAZ_PAY_ADMIN_TOKEN_FILE".to_owned(), admin_token.display().to_string());
+    env.insert(
+        "SNAKKAZ_PAY_API_TOKEN_FILE".to_owned(),
+        api_token.display().to_string(),
+    );
+    env.insert(
+        "SNAKKAZ_PAY_ADMIN_TOKEN_FILE".to_owned(),
+        admin_token.display().to_string(),
+    );
     let cfg = Config::load(None, &env)?;
 
     let wallet = match &cfg.change_descriptor {

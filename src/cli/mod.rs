@@ -168,16 +168,26 @@ async fn status(cfg: &Config, as_json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
         let e = &s["electrum"];
-        println!("snakkaz-pay {} on {}", s["version"].as_str().unwrap_or("?"), s["network"].as_str().unwrap_or("?"));
+        println!(
+            "snakkaz-pay {} on {}",
+            s["version"].as_str().unwrap_or("?"),
+            s["network"].as_str().unwrap_or("?")
+        );
         println!("health:    {}", if healthy { "OK" } else { "DEGRADED" });
         for p in s["problems"].as_array().into_iter().flatten() {
             println!("  problem: {}", p.as_str().unwrap_or(""));
         }
         println!(
             "electrum:  {} {} tip {}",
-            if e["connected"].as_bool() == Some(true) { "connected to" } else { "disconnected from" },
+            if e["connected"].as_bool() == Some(true) {
+                "connected to"
+            } else {
+                "disconnected from"
+            },
             e["server"].as_str().unwrap_or("-"),
-            e["tip_height"].as_u64().map_or("-".into(), |t| t.to_string())
+            e["tip_height"]
+                .as_u64()
+                .map_or("-".into(), |t| t.to_string())
         );
         let w = &s["wallet"];
         println!(
@@ -193,7 +203,11 @@ async fn status(cfg: &Config, as_json: bool) -> anyhow::Result<ExitCode> {
         println!("payments:  {}", counts.join(", "));
         println!("outbox:    {} pending", s["outbox"]["pending"]);
     }
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 async fn payment(cfg: &Config, cmd: &PaymentCmd, as_json: bool) -> anyhow::Result<ExitCode> {
@@ -211,7 +225,9 @@ async fn payment(cfg: &Config, cmd: &PaymentCmd, as_json: bool) -> anyhow::Resul
                 "expires_in_secs": expires_in_secs,
                 "description": description,
             });
-            client.call(Method::POST, "/api/payments", Some(body)).await?
+            client
+                .call(Method::POST, "/api/payments", Some(body))
+                .await?
         }
         PaymentCmd::List {
             status,
@@ -236,7 +252,11 @@ async fn payment(cfg: &Config, cmd: &PaymentCmd, as_json: bool) -> anyhow::Resul
         }
         PaymentCmd::Show { id } => {
             client
-                .call(Method::GET, &format!("/api/payments/{}", encode_segment(id)), None)
+                .call(
+                    Method::GET,
+                    &format!("/api/payments/{}", encode_segment(id)),
+                    None,
+                )
                 .await?
         }
         PaymentCmd::Complete { id } => {

@@ -113,8 +113,8 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
         .collect();
     let reorg = !vanished.is_empty() || confirmations < p.confirmations;
     // Once expired, a payment stays past expiry even if the clock steps back (NTP fix).
-    let past_expiry = obs.now >= p.expires_at
-        || matches!(p.status, Status::Expired | Status::Underpaid);
+    let past_expiry =
+        obs.now >= p.expires_at || matches!(p.status, Status::Expired | Status::Underpaid);
     let covered = received >= p.amount_sat;
 
     let mut flags = p.flags;
@@ -169,10 +169,8 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
     }
 
     let mut events = Vec::new();
-    let something_to_record = reorg
-        || status != p.status
-        || flags != p.flags
-        || received != p.received_sat;
+    let something_to_record =
+        reorg || status != p.status || flags != p.flags || received != p.received_sat;
     if something_to_record {
         let primary = if !vanished.is_empty() {
             Some(REASON_TX_REMOVED)
@@ -262,14 +260,14 @@ fn depth(tx: &SeenTx, tip: u32) -> u32 {
         // A height above the tip means the wallet's tip lags its transaction data; the
         // transaction is at least in a block, so count it as the newest one.
         Some(h) if h > tip => 1,
-        Some(h) => tip - h + 1,
+        Some(h) => (tip - h).saturating_add(1),
     }
 }
 
 /// Largest k such that the transactions at depth ≥ k together cover `amount`; 0 if uncovered.
 fn covering_depth(txs: &[&SeenTx], amount: u64, tip: u32) -> u32 {
     let mut by_depth: Vec<(u32, u64)> = txs.iter().map(|t| (depth(t, tip), t.value_sat)).collect();
-    by_depth.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    by_depth.sort_unstable_by_key(|&(d, _)| std::cmp::Reverse(d));
     let mut sum = 0u64;
     for (d, value) in by_depth {
         sum = sum.saturating_add(value);
@@ -319,6 +317,4 @@ fn status_reason(from: Status, to: Status) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-//TESTS
-}
+mod tests;

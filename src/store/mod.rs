@@ -33,13 +33,17 @@ pub enum StoreError {
         source: Arc<redb::Error>,
     },
     /// The file exists but was not written by snakkaz-pay.
-    #[error("{path} is not a snakkaz-pay database (no snakkaz-pay header); check ELECTRUM_WALLET_PATH")]
+    #[error(
+        "{path} is not a snakkaz-pay database (no snakkaz-pay header); check ELECTRUM_WALLET_PATH"
+    )]
     Foreign {
         /// The file.
         path: PathBuf,
     },
     /// The file was written by a newer snakkaz-pay.
-    #[error("{path} has schema version {found}, this binary understands up to {supported}; upgrade snakkaz-pay")]
+    #[error(
+        "{path} has schema version {found}, this binary understands up to {supported}; upgrade snakkaz-pay"
+    )]
     TooNew {
         /// The file.
         path: PathBuf,
@@ -49,7 +53,9 @@ pub enum StoreError {
         supported: u64,
     },
     /// Another process holds the file.
-    #[error("{path} is in use by another process (is `snakkaz-pay run` running? use the daemon's API)")]
+    #[error(
+        "{path} is in use by another process (is `snakkaz-pay run` running? use the daemon's API)"
+    )]
     Locked {
         /// The file.
         path: PathBuf,
@@ -321,7 +327,12 @@ impl Store {
         let t = rtx.open_table(STATUS_COUNTS).db("open status counts")?;
         Status::ALL
             .into_iter()
-            .map(|s| Ok((s, t.get(s.as_str()).db("read count")?.map_or(0, |v| v.value()))))
+            .map(|s| {
+                Ok((
+                    s,
+                    t.get(s.as_str()).db("read count")?.map_or(0, |v| v.value()),
+                ))
+            })
             .collect()
     }
 

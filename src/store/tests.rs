@@ -91,7 +91,10 @@ fn stale_update_is_refused_and_fresh_one_moves_counts() {
             ..Default::default()
         })
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { found: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::Conflict { found: 1, .. }),
+        "{err}"
+    );
     let mut next = p.clone();
     next.version = 2;
     next.status = Status::Unconfirmed;
@@ -241,7 +244,8 @@ fn newer_schema_is_refused() {
         {
             let mut m = w.open_table(tables::META).unwrap();
             m.insert("app", tables::APP_MAGIC).unwrap();
-            m.insert("schema_version", 99u64.to_le_bytes().as_slice()).unwrap();
+            m.insert("schema_version", 99u64.to_le_bytes().as_slice())
+                .unwrap();
         }
         w.commit().unwrap();
     }
@@ -253,6 +257,9 @@ fn newer_schema_is_refused() {
 fn database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let (d, _s) = open();
-    let mode = std::fs::metadata(d.path().join("db.redb")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(d.path().join("db.redb"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }

@@ -150,7 +150,10 @@ fn commit_group(db: &Database, group: Vec<Job>) {
     let committed = (|| {
         if !wallet.is_empty() {
             let mut t = wtx.open_table(WALLET).db("open wallet")?;
-            let next = t.last().db("read wallet")?.map_or(0, |(k, _)| k.value() + 1);
+            let next = t
+                .last()
+                .db("read wallet")?
+                .map_or(0, |(k, _)| k.value() + 1);
             t.insert(next, encode(&wallet).as_slice())
                 .db("write wallet")?;
         }
@@ -281,7 +284,10 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> 
 
 fn bump_count(wtx: &WriteTransaction, status: Status, delta: i64) -> Result<(), StoreError> {
     let mut t = wtx.open_table(STATUS_COUNTS).db("open status counts")?;
-    let cur = t.get(status.as_str()).db("read count")?.map_or(0, |v| v.value());
+    let cur = t
+        .get(status.as_str())
+        .db("read count")?
+        .map_or(0, |v| v.value());
     let new = cur.saturating_add_signed(delta);
     t.insert(status.as_str(), new).db("write count")?;
     Ok(())
@@ -308,12 +314,16 @@ fn append_events(wtx: &WriteTransaction, seq: u64, evs: &[Event]) -> Result<(), 
 
 fn queue(wtx: &WriteTransaction, p: &Payment, now: u64) -> Result<(), StoreError> {
     let mut t = wtx.open_table(OUTBOX).db("open outbox")?;
-    let next = t.last().db("read outbox")?.map_or(0, |(k, _)| k.value() + 1);
+    let next = t
+        .last()
+        .db("read outbox")?
+        .map_or(0, |(k, _)| k.value() + 1);
     let item = OutboxItem {
         payment_id: p.id.clone(),
         version: p.version,
         queued_at: now,
     };
-    t.insert(next, encode(&item).as_slice()).db("write outbox")?;
+    t.insert(next, encode(&item).as_slice())
+        .db("write outbox")?;
     Ok(())
 }

@@ -42,7 +42,9 @@ pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) ->
 
 fn app_error(e: AppError) -> Resp {
     match e {
-        AppError::Invalid { .. } => error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+        AppError::Invalid { .. } => {
+            error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+        }
         AppError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
         AppError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", e.to_string()),
         AppError::Disabled => error(StatusCode::SERVICE_UNAVAILABLE, "disabled", e.to_string()),
@@ -82,14 +84,20 @@ pub(crate) async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: Soc
                     "unauthorized",
                     "missing or wrong bearer token",
                 );
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
                 r
             } else {
                 api(&shared, req, &segments).await
             }
         }
-        _ => error(StatusCode::NOT_FOUND, "not_found", format!("no route for {method} {path}")),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {method} {path}"),
+        ),
     };
     tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), "request");
     resp
@@ -118,7 +126,11 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str]) -> Resp
                 Ok(()) => json_response(StatusCode::OK, &json!({"restarted": true})),
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "restarting the payment processor failed");
-                    error(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e:#}"))
+                    error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        format!("{e:#}"),
+                    )
                 }
             }
         }
@@ -127,7 +139,10 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str]) -> Resp
             json_response(StatusCode::ACCEPTED, &json!({"sync": "requested"}))
         }
         (&Method::POST, ["admin", "sink", "resync"]) => {
-            let requeued = app.store.commit(crate::sink::resync_batch("admin API")).await;
+            let requeued = app
+                .store
+                .commit(crate::sink::resync_batch("admin API"))
+                .await;
             match requeued.and_then(|_| app.store.outbox_stats()) {
                 Ok((pending, _)) => json_response(
                     StatusCode::ACCEPTED,
@@ -180,7 +195,10 @@ async fn create(shared: &Shared, req: Request<Incoming>) -> Resp {
     }
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -188,13 +206,21 @@ async fn create(shared: &Shared, req: Request<Incoming>) -> Resp {
             );
         }
         Err(e) => {
-            return error(StatusCode::BAD_REQUEST, "bad_body", format!("could not read body: {e}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("could not read body: {e}"),
+            );
         }
     };
     let parsed: CreateBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
-            return error(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON body: {e}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("malformed JSON body: {e}"),
+            );
         }
     };
     // Money must be an exact integer: 1.5 or "1000" or 1e3 are refused, never rounded.
@@ -219,7 +245,11 @@ async fn create(shared: &Shared, req: Request<Incoming>) -> Resp {
     };
     match shared.app.create_payment(req).await {
         Ok((p, created)) => {
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             let mut r = json_response(status, &PaymentJson::new(&p, None));
             if let Ok(v) = header::HeaderValue::from_str(&format!("/api/payments/{}", p.id)) {
                 r.headers_mut().insert(header::LOCATION, v);

@@ -48,7 +48,10 @@ impl Tokens {
         };
         let token = token.trim().as_bytes();
         // Both comparisons run every time so the answer's timing says nothing about which matched.
-        let admin = self.admin.as_ref().is_some_and(|s| s.constant_time_eq(token));
+        let admin = self
+            .admin
+            .as_ref()
+            .is_some_and(|s| s.constant_time_eq(token));
         let api = self.api.as_ref().is_some_and(|s| s.constant_time_eq(token));
         if admin {
             Access::Admin
@@ -114,7 +117,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("in-flight HTTP requests did not finish within {drain:?}");
     }
 }

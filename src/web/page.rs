@@ -30,11 +30,18 @@ pub(crate) fn index(shared: &Shared) -> Resp {
                  <table><tr><th>status</th><th>payments</th></tr>{rows}</table></body></html>",
                 health = if s.healthy { "healthy" } else { "degraded" },
                 network = escape(&s.network),
-                conn = if s.electrum.connected { "connected" } else { "disconnected" },
+                conn = if s.electrum.connected {
+                    "connected"
+                } else {
+                    "disconnected"
+                },
                 tip = s.electrum.tip_height.map_or("-".into(), |t| t.to_string()),
             )
         }
-        Err(e) => format!("<!doctype html><p>status unavailable: {}</p>", escape(&e.to_string())),
+        Err(e) => format!(
+            "<!doctype html><p>status unavailable: {}</p>",
+            escape(&e.to_string())
+        ),
     };
     Response::builder()
         .status(StatusCode::OK)

@@ -44,26 +44,45 @@ pub fn base_env(dir: &Path, host: &str, port: u16, tls: bool) -> Vec<(String, St
     std::fs::create_dir_all(dir).expect("create appliance dir");
     let api = dir.join("api-token");
     let admin = dir.join("admin-token");
-    std::fs::write(&api, API_TOKEN).expect("write token");
-    std::fs::write(&admin, ADMIN_TOKEN).expect("write token");
+    write_private(&api, API_TOKEN);
+    write_private(&admin, ADMIN_TOKEN);
     [
         ("SNAKKAZ_PAY_NETWORK", "regtest".to_owned()),
         ("SNAKKAZ_PAY_DESCRIPTOR", DESCRIPTOR.to_owned()),
-        ("SNAKKAZ_PAY_CHANGE_DESCRIPTOR", CHANGE_DESCRIPTOR.to_owned()),
+        (
+            "SNAKKAZ_PAY_CHANGE_DESCRIPTOR",
+            CHANGE_DESCRIPTOR.to_owned(),
+        ),
         ("ELECTRUM_HOST", host.to_owned()),
         ("ELECTRUM_PORT", port.to_string()),
-        ("ELECTRUM_PROTOCOL", if tls { "tls" } else { "tcp" }.to_owned()),
-        ("ELECTRUM_WALLET_PATH", dir.join("snakkaz-pay.redb").display().to_string()),
+        (
+            "ELECTRUM_PROTOCOL",
+            if tls { "tls" } else { "tcp" }.to_owned(),
+        ),
+        (
+            "ELECTRUM_WALLET_PATH",
+            dir.join("snakkaz-pay.redb").display().to_string(),
+        ),
         ("ELECTRUM_CHECK_INTERVAL", "60000".to_owned()),
         ("ELECTRUM_MIN_CONFIRMATIONS", "2".to_owned()),
         ("SNAKKAZ_PAY_LISTEN", "127.0.0.1:0".to_owned()),
         ("SNAKKAZ_PAY_API_TOKEN_FILE", api.display().to_string()),
         ("SNAKKAZ_PAY_ADMIN_TOKEN_FILE", admin.display().to_string()),
-        ("SNAKKAZ_PAY_LOG", "info,snakkaz_pay=debug".to_owned()),
+        (
+            "SNAKKAZ_PAY_LOG",
+            "info,snakkaz_pay=debug,snakkaz_pay::web=info".to_owned(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// Writes a secret file with mode 0600, as the daemon requires of token files.
+pub fn write_private(path: &Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).expect("write secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
 impl Appliance {
@@ -86,9 +105,14 @@ impl Appliance {
             .append(true)
             .open(&self.log)
             .expect("open daemon log");
+        // An empty file keeps a host's /etc/snakkaz-pay/config.toml out of the test.
+        let config = self.dir.join("config.toml");
+        if !config.exists() {
+            std::fs::write(&config, "").expect("write empty config");
+        }
         let mut cmd = Command::new(binary());
         cmd.arg("--config")
-            .arg(self.dir.join("absent.toml"))
+            .arg(&config)
             .arg("run")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -101,7 +125,8 @@ impl Appliance {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("snakkaz-pay listening on ") {
-                    let _receiver_may_be_gone = tx.send(url.trim().trim_start_matches("http://").to_owned());
+                    let _receiver_may_be_gone =
+                        tx.send(url.trim().trim_start_matches("http://").to_owned());
                 }
             }
         });
@@ -139,7 +164,10 @@ impl Appliance {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("daemon did not stop within 15 s of SIGTERM:\n{}", self.log_tail());
+                panic!(
+                    "daemon did not stop within 15 s of SIGTERM:\n{}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -176,7 +204,8 @@ impl Appliance {
         let v = if raw.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&raw).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()))
+            serde_json::from_slice(&raw)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()))
         };
         (code, v)
     }
@@ -188,11 +217,21 @@ impl Appliance {
 
     /// POST JSON with the API token.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.request("POST", path, Some(API_TOKEN), Some(body.to_string().as_bytes()))
+        self.request(
+            "POST",
+            path,
+            Some(API_TOKEN),
+            Some(body.to_string().as_bytes()),
+        )
     }
 
     /// Creates a payment and returns its JSON.
-    pub fn create_payment(&self, amount_sat: u64, reference: &str, expires_in_secs: Option<u64>) -> Value {
+    pub fn create_payment(
+        &self,
+        amount_sat: u64,
+        reference: &str,
+        expires_in_secs: Option<u64>,
+    ) -> Value {
         let mut body = serde_json::json!({"amount_sat": amount_sat, "reference": reference});
         if let Some(e) = expires_in_secs {
             body["expires_in_secs"] = e.into();
@@ -203,7 +242,13 @@ impl Appliance {
     }
 
     /// Polls a payment until `pred` holds; panics with the last state and log on timeout.
-    pub fn wait_payment(&self, id: &str, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_payment(
+        &self,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         let mut last = Value::Null;
         while Instant::now() < deadline {
@@ -214,11 +259,19 @@ impl Appliance {
             last = v;
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("timed out waiting for {what}; last state: {last:#}\nlog:\n{}", self.log_tail());
+        panic!(
+            "timed out waiting for {what}; last state: {last:#}\nlog:\n{}",
+            self.log_tail()
+        );
     }
 
     /// Polls /api/status until `pred` holds.
-    pub fn wait_status(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         let mut last = Value::Null;
         while Instant::now() < deadline {
@@ -229,7 +282,10 @@ impl Appliance {
             last = v;
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("timed out waiting for {what}; last status: {last:#}\nlog:\n{}", self.log_tail());
+        panic!(
+            "timed out waiting for {what}; last status: {last:#}\nlog:\n{}",
+            self.log_tail()
+        );
     }
 }
 
@@ -240,11 +296,21 @@ impl Drop for Appliance {
 }
 
 /// A minimal HTTP/1.1 client (one request per connection) so tests see raw status codes.
-pub fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect to daemon");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
     let body = body.unwrap_or_default();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !body.is_empty() {
         head.push_str("Content-Type: application/json\r\n");
     }
@@ -263,8 +329,14 @@ pub fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Opt
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in response: {text:?}"));
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |p| p + 4);
-    let (headers, mut rest) = (String::from_utf8_lossy(&raw[..split]).to_lowercase(), raw[split..].to_vec());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 4);
+    let (headers, mut rest) = (
+        String::from_utf8_lossy(&raw[..split]).to_lowercase(),
+        raw[split..].to_vec(),
+    );
     if headers.contains("transfer-encoding: chunked") {
         rest = dechunk(&rest);
     }
@@ -274,7 +346,9 @@ pub fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Opt
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if n == 0 {
             break;

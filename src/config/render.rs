@@ -1,0 +1,211 @@
+//! The commented config file `init` writes. It never contains the wallet password.
+
+use std::path::Path;
+
+use super::descriptor::network_name;
+use super::{Config, default_page_auth, keys};
+
+/// Render `config` as a commented TOML file that loads back to the same values.
+pub(super) fn to_toml(c: &Config) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "# snakkaz-pay configuration.\n\
+         # Every key can be overridden by the environment variable named in its comment.\n\
+         # ELECTRUM_WALLET_PASSWORD is never read from this file: set it in the environment.\n",
+    );
+    let primary = c.servers.first();
+    let extra: Vec<String> = c.servers.iter().skip(1).map(ToString::to_string).collect();
+
+    let mut w = Writer(&mut out);
+    w.section("Electrum");
+    w.value(
+        keys::ENABLED,
+        "track payments through Electrum",
+        Some(c.enabled.to_string()),
+        "",
+    );
+    w.value(
+        keys::ELECTRUM_HOST,
+        "primary Electrum server (host name or IP address)",
+        primary.map(|s| quote(&s.host)),
+        "\"electrum.example.org\"",
+    );
+    w.value(
+        keys::ELECTRUM_PORT,
+        "its port",
+        primary.map(|s| s.port.to_string()),
+        "50002",
+    );
+    w.value(
+        keys::ELECTRUM_PROTOCOL,
+        "tcp or tls",
+        primary.map(|s| quote(if s.tls { "tls" } else { "tcp" })),
+        "\"tls\"",
+    );
+    w.value(
+        keys::ELECTRUM_SERVERS,
+        "failover servers, tried in order after the primary",
+        Some(format!(
+            "[{}]",
+            extra
+                .iter()
+                .map(|s| quote(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        "",
+    );
+    w.value(
+        keys::ELECTRUM_CA_FILE,
+        "PEM trust anchors for a private TLS server; unset: the system roots",
+        c.ca_file.as_deref().map(quote_path),
+        "\"/etc/snakkaz-pay/electrum-ca.pem\"",
+    );
+    w.value(
+        keys::CHECK_INTERVAL,
+        "safety-net poll in milliseconds; subscriptions notice payments at once",
+        Some(c.check_interval.as_millis().to_string()),
+        "",
+    );
+    w.value(
+        keys::ELECTRUM_TIMEOUT_SECS,
+        "seconds one Electrum call may take",
+        Some(c.electrum_timeout.as_secs().to_string()),
+        "",
+    );
+
+    w.section("Wallet");
+    w.value(
+        keys::NETWORK,
+        "bitcoin, testnet, testnet4, signet or regtest",
+        Some(quote(network_name(c.network))),
+        "",
+    );
+    w.value(
+        keys::DESCRIPTOR,
+        "receive descriptor, public keys only",
+        Some(quote(&c.descriptor)),
+        "",
+    );
+    w.value(
+        keys::CHANGE_DESCRIPTOR,
+        "change descriptor, public keys only",
+        c.change_descriptor.as_deref().map(quote),
+        "\"wpkh([fingerprint/84h/0h/0h]xpub.../1/*)\"",
+    );
+    w.value(
+        keys::DB_PATH,
+        "the database: wallet and all state in one file",
+        Some(quote_path(&c.db_path)),
+        "",
+    );
+
+    w.section("Payments");
+    w.value(
+        keys::MIN_CONFIRMATIONS,
+        "confirmations before a payment is confirmed (1-100)",
+        Some(c.min_confirmations.to_string()),
+        "",
+    );
+    w.value(
+        keys::PAYMENT_EXPIRY_SECS,
+        "seconds until an unpaid payment expires",
+        Some(c.payment_expiry.as_secs().to_string()),
+        "",
+    );
+    w.value(
+        keys::LATE_PAYMENT_WINDOW_SECS,
+        "seconds after expiry during which late payments are still noticed",
+        Some(c.late_payment_window.as_secs().to_string()),
+        "",
+    );
+    w.value(
+        keys::AUTO_COMPLETE_DEPTH,
+        "complete confirmed payments on their own at this depth; unset: only on request",
+        c.auto_complete_depth.map(|d| d.to_string()),
+        "6",
+    );
+
+    w.section("Web");
+    w.value(
+        keys::LISTEN,
+        "HTTP listen address",
+        Some(quote(&c.listen.to_string())),
+        "",
+    );
+    w.value(
+        keys::API_TOKEN_FILE,
+        "file with the API bearer token (mode 0600)",
+        c.api_token_file.as_deref().map(quote_path),
+        "\"/etc/snakkaz-pay/api.token\"",
+    );
+    w.value(
+        keys::ADMIN_TOKEN_FILE,
+        "file with the admin bearer token (mode 0600)",
+        c.admin_token_file.as_deref().map(quote_path),
+        "\"/etc/snakkaz-pay/admin.token\"",
+    );
+    // Written only when it differs from what the listen address implies, so that moving
+    // `listen` off loopback later does not silently keep an open page.
+    w.value(
+        keys::PAGE_AUTH,
+        "token or none; unset: none on a loopback address, token otherwise",
+        (c.page_auth != default_page_auth(c.listen)).then(|| quote(c.page_auth.as_str())),
+        "\"token\"",
+    );
+    w.value(keys::LOG, "tracing filter", Some(quote(&c.log_filter)), "");
+
+    w.section("Supabase sink (off unless supabase_db_url_file is set)");
+    w.value(
+        keys::SUPABASE_DB_URL_FILE,
+        "file with the Postgres connection string (mode 0600)",
+        c.supabase_db_url_file.as_deref().map(quote_path),
+        "\"/etc/snakkaz-pay/supabase-db-url\"",
+    );
+    w.value(
+        keys::SUPABASE_MANAGE_SCHEMA,
+        "create and migrate the sink's tables",
+        Some(c.supabase_manage_schema.to_string()),
+        "",
+    );
+    w.value(
+        keys::SUPABASE_CA_FILE,
+        "PEM trust anchors for the Postgres server; unset: the system roots",
+        c.supabase_ca_file.as_deref().map(quote_path),
+        "\"/etc/snakkaz-pay/supabase-ca.pem\"",
+    );
+    w.value(
+        keys::SINK_LAG_ALERT_SECS,
+        "alert on the status page when the oldest undelivered change is this many seconds old",
+        Some(c.sink_lag_alert.as_secs().to_string()),
+        "",
+    );
+    out
+}
+
+struct Writer<'a>(&'a mut String);
+
+impl Writer<'_> {
+    fn section(&mut self, title: &str) {
+        self.0.push_str(&format!("\n# --- {title} ---\n"));
+    }
+
+    /// `# ENV: what` then `key = value`, or `# key = example` when unset.
+    fn value(&mut self, env: &str, what: &str, value: Option<String>, example: &str) {
+        let key = keys::toml_key(env);
+        self.0.push_str(&format!("\n# {env}: {what}\n"));
+        match value {
+            Some(v) => self.0.push_str(&format!("{key} = {v}\n")),
+            None => self.0.push_str(&format!("# {key} = {example}\n")),
+        }
+    }
+}
+
+/// A TOML basic string with escapes.
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn quote_path(p: &Path) -> String {
+    quote(&p.to_string_lossy())
+}
