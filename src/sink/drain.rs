@@ -91,7 +91,12 @@ impl Drain {
                 Ok(_) => backoff = MIN_BACKOFF,
                 Err(e) => {
                     self.failed(&e, &mut last_logged);
-                    if client.as_ref().is_some_and(|c| c.is_closed()) {
+                    // After a failed or timed-out write the session's state is unknown
+                    // (a statement may still run): start over on a fresh one. Local
+                    // failures (store, row) say nothing about the session.
+                    let local = matches!(e, SinkError::Store(_) | SinkError::Row(_));
+                    if !local || client.as_ref().is_some_and(|c| c.is_closed()) {
+                        client = None;
                         self.status.update(|s| s.connected = false);
                     }
                     if !self.pause(jitter(backoff)).await {
