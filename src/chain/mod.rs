@@ -427,13 +427,15 @@ impl Worker {
             }
             let mut notified_at = None;
             let mut new_tip = None;
-            let readable = changed.is_empty()
-                && !full
-                && c.wait_readable(COMMAND_POLL)
-                    .map_err(|e| ChainError::Request {
-                        op: "wait",
-                        detail: e.to_string(),
-                    })?;
+            let readable = drain
+                || (changed.is_empty()
+                    && !full
+                    && c.wait_readable(COMMAND_POLL)
+                        .map_err(|e| ChainError::Request {
+                            op: "wait",
+                            detail: e.to_string(),
+                        })?);
+            drain = false;
             if readable || last_request.elapsed() >= SWEEP {
                 // A ping makes the client read whatever the server pushed.
                 loop {
