@@ -137,7 +137,6 @@ pub fn seen_txs(wallet: &Wallet, indices: &BTreeSet<u32>) -> BTreeMap<u32, Vec<S
                 .spk_index()
                 .keychain_outpoints_in_range(KeychainKind::External..=KeychainKind::External)
                 .filter(move |((_, idx), _)| *idx == i)
-                .map(|((k, idx), op)| ((k, idx), op))
         })
         .collect();
     let tip = wallet.local_chain().tip().block_id();

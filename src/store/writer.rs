@@ -255,10 +255,9 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> 
     }
     if !b.audit.is_empty() {
         let mut t = wtx.open_table(AUDIT).db("open audit")?;
-        let mut next = t.last().db("read audit")?.map_or(0, |(k, _)| k.value() + 1);
-        for e in &b.audit {
-            t.insert(next, encode(e).as_slice()).db("write audit")?;
-            next += 1;
+        let first = t.last().db("read audit")?.map_or(0, |(k, _)| k.value() + 1);
+        for (key, e) in (first..).zip(&b.audit) {
+            t.insert(key, encode(e).as_slice()).db("write audit")?;
         }
     }
     if !b.outbox_done.is_empty() {
@@ -298,16 +297,15 @@ fn append_events(wtx: &WriteTransaction, seq: u64, evs: &[Event]) -> Result<(), 
         return Ok(());
     }
     let mut t = wtx.open_table(EVENTS).db("open events")?;
-    let mut n = t
+    let first = t
         .range((seq, 0)..=(seq, u32::MAX))
         .db("read events")?
         .next_back()
         .transpose()
         .db("read events")?
         .map_or(0, |(k, _)| k.value().1 + 1);
-    for e in evs {
+    for (n, e) in (first..).zip(evs) {
         t.insert((seq, n), encode(e).as_slice()).db("write event")?;
-        n += 1;
     }
     Ok(())
 }
