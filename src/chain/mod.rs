@@ -528,7 +528,13 @@ impl Worker {
     ) -> Result<bool, ChainError> {
         let started = Instant::now();
         let response = req("sync", c.client.sync(request, SYNC_BATCH_SIZE, false))?;
-        tracing::debug!(?indices, ?tip, txs = response.tx_update.txs.len(), ms = started.elapsed().as_millis() as u64, "synced");
+        tracing::debug!(
+            ?indices,
+            ?tip,
+            txs = response.tx_update.txs.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "synced"
+        );
         {
             let mut st = self.status.lock().expect("status lock");
             st.last_sync_at = Some(crate::clock::now());
