@@ -37,7 +37,7 @@ fn rows(pg: &Postgres) -> u64 {
 fn cli_resync(app: &Appliance, env: &[(String, String)]) -> Value {
     let out = Command::new(binary())
         .arg("--config")
-        .arg(app.dir.join("absent.toml"))
+        .arg(app.dir.join("config.toml"))
         .args(["--json", "sink", "resync"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

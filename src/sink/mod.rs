@@ -213,42 +213,58 @@ impl SharedStatus {
     }
 }
 
-/// Default of SNAKKAZ_PAY_SINK_LAG_ALERT_SECS.
-pub const DEFAULT_LAG_ALERT: Duration = Duration::from_secs(300);
-
 /// The sink's settings from the configuration, reading the connection string's file;
 /// `None` when no SNAKKAZ_PAY_SUPABASE_DB_URL_FILE is set (the sink is off).
 pub fn settings(cfg: &crate::config::Config) -> Result<Option<SinkSettings>, SinkError> {
-    // TEMP until config.rs has the sink keys: read them from the environment.
-    let _ = cfg;
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let Some(url_file) = env("SNAKKAZ_PAY_SUPABASE_DB_URL_FILE").map(PathBuf::from) else {
+    let Some(url_file) = &cfg.supabase_db_url_file else {
         return Ok(None);
     };
-    let url = read_url_file(&url_file)?;
     Ok(Some(SinkSettings {
-        url,
-        manage_schema: env("SNAKKAZ_PAY_SUPABASE_MANAGE_SCHEMA").is_none_or(|v| v != "false"),
-        ca_file: env("SNAKKAZ_PAY_SUPABASE_CA_FILE").map(PathBuf::from),
-        lag_alert: env("SNAKKAZ_PAY_SINK_LAG_ALERT_SECS")
-            .and_then(|v| v.parse().ok())
-            .map_or(DEFAULT_LAG_ALERT, Duration::from_secs),
+        url: read_url_file(url_file)?,
+        manage_schema: cfg.supabase_manage_schema,
+        ca_file: cfg.supabase_ca_file.clone(),
+        lag_alert: cfg.sink_lag_alert,
     }))
 }
 
-/// Reads the connection string from its file (first non-empty line, trimmed).
+/// Largest connection-string file accepted.
+const MAX_URL_FILE_BYTES: u64 = 4096;
+
+/// Reads the connection string from its file (first non-empty line, trimmed), refusing a
+/// file that others may read: it holds the database password.
 pub fn read_url_file(path: &std::path::Path) -> Result<Secret, SinkError> {
-    let text =
-        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| SinkError::Url {
-            detail: format!("cannot read {}: {e}", path.display()),
-        })?);
+    use std::io::Read as _;
+    let err = |detail: String| SinkError::Url {
+        detail: format!("{}: {detail}", path.display()),
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o007 != 0 {
+            return Err(err(format!(
+                "mode {mode:04o} lets others read the password; run `chmod 600` (or 640 for a service group)"
+            )));
+        }
+    }
+    if meta.len() > MAX_URL_FILE_BYTES {
+        return Err(err(format!("larger than {MAX_URL_FILE_BYTES} bytes")));
+    }
+    // Sized up front so that no reallocation leaves an unzeroized copy behind.
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(MAX_URL_FILE_BYTES as usize + 1));
+    file.take(MAX_URL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| err("not UTF-8 text".into()))?;
     let line = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
-        .ok_or_else(|| SinkError::Url {
-            detail: format!("{} is empty", path.display()),
-        })?;
+        .ok_or_else(|| err("is empty".into()))?;
     Ok(Secret::new(line.to_owned()))
 }
 
