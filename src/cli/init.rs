@@ -91,7 +91,9 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
         "SNAKKAZ_PAY_ADMIN_TOKEN_FILE".to_owned(),
         admin_token.display().to_string(),
     );
-    let cfg = Config::load(None, &env)?;
+    // An empty file layer: `init` checks exactly the values given on its command line,
+    // not whatever an existing /etc/snakkaz-pay/config.toml says.
+    let cfg = Config::load(Some(std::path::Path::new("/dev/null")), &env)?;
 
     let wallet = match &cfg.change_descriptor {
         Some(c) => bdk_wallet::Wallet::create(cfg.descriptor.clone(), c.clone())
