@@ -81,6 +81,9 @@ pub enum ChainError {
         /// Client's message.
         detail: String,
     },
+    /// A watched script's history became empty; the session must be reopened.
+    #[error("a watched address lost its only transaction (replaced or reorganised away)")]
+    HistoryEmptied,
     /// The connection thread stopped.
     #[error("chain thread stopped")]
     Stopped,
@@ -90,9 +93,20 @@ fn req<T>(
     op: &'static str,
     r: Result<T, bdk_electrum::electrum_client::Error>,
 ) -> Result<T, ChainError> {
-    r.map_err(|e| ChainError::Request {
-        op,
-        detail: e.to_string(),
+    r.map_err(|e| match e {
+        // electrum-client types a script status as non-null, so the notification that a
+        // watched script's history became empty (its only transaction replaced or
+        // reorganised away) fails to parse and poisons the session. It is news, not a
+        // fault: the worker reopens the session at once and resyncs.
+        bdk_electrum::electrum_client::Error::JSON(ref j)
+            if j.to_string().contains("invalid type: null") =>
+        {
+            ChainError::HistoryEmptied
+        }
+        e => ChainError::Request {
+            op,
+            detail: e.to_string(),
+        },
     })
 }
 
@@ -278,6 +292,13 @@ impl Worker {
             let started = Instant::now();
             match self.session(&server, &mut sessions) {
                 Exit::Shutdown => return,
+                Exit::Failed(ChainError::HistoryEmptied) => {
+                    tracing::info!(server = %server, "a watched address lost its only transaction; reopening the session to resync");
+                    // Same server, no backoff, and not a reconnect an operator should count.
+                    attempt -= 1;
+                    sessions = sessions.saturating_sub(1);
+                    continue;
+                }
                 Exit::Failed(e) => {
                     tracing::warn!(server = %server, error = %e, "Electrum session ended");
                     {
