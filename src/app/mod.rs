@@ -170,6 +170,10 @@ pub struct App {
     processor: tokio::sync::Mutex<Option<ProcessorSlot>>,
     /// The Supabase sink's state, written by the sink task (see `daemon`).
     pub sink_status: crate::sink::SharedStatus,
+    /// Latency histograms for `/api/metrics/bitcoin` (see `metrics`).
+    pub metrics: crate::metrics::Metrics,
+    /// History for the appliance's own alert evaluation (see `alerts`).
+    pub alert_tracker: crate::alerts::Tracker,
 }
 
 impl App {
@@ -197,6 +201,8 @@ impl App {
             started: Instant::now(),
             processor: tokio::sync::Mutex::new(None),
             sink_status: crate::sink::SharedStatus::default(),
+            metrics: crate::metrics::Metrics::default(),
+            alert_tracker: crate::alerts::Tracker::default(),
         }))
     }
 

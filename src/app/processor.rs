@@ -167,17 +167,24 @@ impl Processor {
         if tip_moved {
             eval.extend(self.watched.keys().copied());
         }
-        self.evaluate(eval, changeset).await;
+        let changed = self.evaluate(eval, changeset).await;
         if let Some(at) = notified_at {
             tracing::debug!(
                 ms = at.elapsed().as_millis() as u64,
                 "notification to commit"
             );
+            // Only notifications that changed a payment measure the detection path.
+            if changed > 0 {
+                self.app
+                    .metrics
+                    .observe_notification_to_update(at.elapsed());
+            }
         }
     }
 
     async fn on_tick(&mut self, chain: &Option<ChainHandle>) {
         let now = crate::clock::now();
+        crate::alerts::tick(&self.app, now);
         let mut due = BTreeSet::new();
         let mut drop = Vec::new();
         for (&i, id) in &self.watched {
@@ -208,7 +215,12 @@ impl Processor {
 
     /// Runs the lifecycle over these receive indices and commits the changes together with
     /// the wallet changeset, retrying when a concurrent acknowledgement won the race.
-    async fn evaluate(&mut self, indices: BTreeSet<u32>, changeset: Option<bdk_wallet::ChangeSet>) {
+    /// Returns how many payments changed.
+    async fn evaluate(
+        &mut self,
+        indices: BTreeSet<u32>,
+        changeset: Option<bdk_wallet::ChangeSet>,
+    ) -> usize {
         let policy = self.app.cfg.policy();
         for attempt in 0..CONFLICT_RETRIES {
             let (seen, tip) = {
@@ -245,24 +257,38 @@ impl Processor {
                 }
             }
             if updates.is_empty() && changeset.is_none() {
-                return;
+                return 0;
             }
+            let changed = updates.len();
+            let confirmations: Vec<u64> = updates
+                .iter()
+                .filter(|(p, evs)| {
+                    evs.iter().any(|e| e.to == Status::Confirmed) && p.status == Status::Confirmed
+                })
+                .filter_map(|(p, _)| Some(p.confirmed_at?.saturating_sub(p.first_seen_at?)))
+                .collect();
             let batch = WriteBatch {
                 updates,
                 wallet: changeset.clone(),
                 ..Default::default()
             };
             match self.app.store.commit(batch).await {
-                Ok(_) => return,
+                Ok(_) => {
+                    for secs in confirmations {
+                        self.app.metrics.observe_confirmation(secs);
+                    }
+                    return changed;
+                }
                 Err(StoreError::Conflict { id, .. }) => {
                     tracing::debug!(payment = %id, attempt, "payment changed concurrently; re-evaluating");
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "committing payment updates failed; will retry on the next change");
-                    return;
+                    return 0;
                 }
             }
         }
         tracing::error!("payment updates kept conflicting; giving up until the next change");
+        0
     }
 }

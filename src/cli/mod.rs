@@ -47,6 +47,20 @@ pub enum Command {
     /// The Supabase sink: print its schema, or re-queue every payment.
     #[command(subcommand)]
     Sink(sink::SinkCmd),
+    /// Print monitoring files: Prometheus rules and scrape config, Grafana dashboards.
+    #[command(subcommand)]
+    Monitoring(MonitoringCmd),
+}
+
+/// `monitoring` subcommands (print to stdout; no daemon or configuration needed).
+#[derive(Debug, Subcommand)]
+pub enum MonitoringCmd {
+    /// The Prometheus alerting rules (the guide's five alerts).
+    PrometheusRules,
+    /// The three Grafana dashboards as a JSON array.
+    GrafanaDashboards,
+    /// The Prometheus scrape configuration for /api/metrics/bitcoin.
+    PrometheusScrapeConfig,
 }
 
 /// `payment` subcommands.
@@ -148,6 +162,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(payment(&cfg, cmd, cli.json))
         }
         Command::Sink(cmd) => sink::run(&cli, cmd),
+        Command::Monitoring(cmd) => {
+            match cmd {
+                MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),
+                MonitoringCmd::GrafanaDashboards => {
+                    println!("{}", crate::monitoring::grafana_dashboards_json())
+                }
+                MonitoringCmd::PrometheusScrapeConfig => {
+                    print!("{}", crate::monitoring::PROMETHEUS_SCRAPE)
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

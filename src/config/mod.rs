@@ -70,6 +70,14 @@ pub const DEFAULT_SUPABASE_MANAGE_SCHEMA: bool = true;
 pub const DEFAULT_SINK_LAG_ALERT_SECS: u64 = 300;
 /// Allowed `SNAKKAZ_PAY_SINK_LAG_ALERT_SECS` (1 s to 7 days).
 pub const SINK_LAG_ALERT_RANGE_SECS: (u64, u64) = (1, 7 * 86_400);
+/// Allowed `SNAKKAZ_PAY_ALERT_WINDOW_SECS` (1 minute to 1 day).
+pub const ALERT_WINDOW_RANGE_SECS: (u64, u64) = (60, 86_400);
+/// Allowed `SNAKKAZ_PAY_ALERT_ELECTRUM_DOWN_SECS` (1 s to 1 day).
+pub const ALERT_ELECTRUM_DOWN_RANGE_SECS: (u64, u64) = (1, 86_400);
+/// Allowed counts of the alert thresholds (reconnects, failed payments, abnormal transactions).
+pub const ALERT_COUNT_RANGE: (u64, u64) = (1, 1_000_000);
+/// Allowed percentages of the alert thresholds.
+pub const ALERT_PCT_RANGE: (u64, u64) = (1, 1_000);
 /// Tracing filter when `SNAKKAZ_PAY_LOG` is unset.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -127,9 +135,23 @@ pub mod keys {
     pub const SUPABASE_CA_FILE: &str = "SNAKKAZ_PAY_SUPABASE_CA_FILE";
     /// Sink lag (s) after which the status page alerts.
     pub const SINK_LAG_ALERT_SECS: &str = "SNAKKAZ_PAY_SINK_LAG_ALERT_SECS";
+    /// Window of the rate alerts (s).
+    pub const ALERT_WINDOW_SECS: &str = "SNAKKAZ_PAY_ALERT_WINDOW_SECS";
+    /// Electrum disconnected this long raises the connection alert (s).
+    pub const ALERT_ELECTRUM_DOWN_SECS: &str = "SNAKKAZ_PAY_ALERT_ELECTRUM_DOWN_SECS";
+    /// More Electrum reconnections than this within the window raise the connection alert.
+    pub const ALERT_ELECTRUM_RECONNECTS: &str = "SNAKKAZ_PAY_ALERT_ELECTRUM_RECONNECTS";
+    /// Wallet balance change (percent) within the window that raises an alert.
+    pub const ALERT_BALANCE_CHANGE_PCT: &str = "SNAKKAZ_PAY_ALERT_BALANCE_CHANGE_PCT";
+    /// Share (percent) of failed among finished payments within the window that alerts.
+    pub const ALERT_FAILED_PAYMENTS_PCT: &str = "SNAKKAZ_PAY_ALERT_FAILED_PAYMENTS_PCT";
+    /// Failed payments within the window needed before their share counts.
+    pub const ALERT_FAILED_PAYMENTS_MIN: &str = "SNAKKAZ_PAY_ALERT_FAILED_PAYMENTS_MIN";
+    /// Newly flagged payments within the window that raise the abnormal-transactions alert.
+    pub const ALERT_ABNORMAL_TRANSACTIONS: &str = "SNAKKAZ_PAY_ALERT_ABNORMAL_TRANSACTIONS";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 26] = [
+    pub const ALL: [&str; 33] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -156,6 +178,13 @@ pub mod keys {
         SUPABASE_MANAGE_SCHEMA,
         SUPABASE_CA_FILE,
         SINK_LAG_ALERT_SECS,
+        ALERT_WINDOW_SECS,
+        ALERT_ELECTRUM_DOWN_SECS,
+        ALERT_ELECTRUM_RECONNECTS,
+        ALERT_BALANCE_CHANGE_PCT,
+        ALERT_FAILED_PAYMENTS_PCT,
+        ALERT_FAILED_PAYMENTS_MIN,
+        ALERT_ABNORMAL_TRANSACTIONS,
     ];
 
     /// Keys that hold secrets and are refused in the config file.
@@ -218,6 +247,8 @@ pub struct Config {
     pub supabase_ca_file: Option<PathBuf>,
     /// Sink lag after which the status page alerts.
     pub sink_lag_alert: Duration,
+    /// Thresholds of the appliance's own alert evaluation.
+    pub alerts: crate::alerts::Thresholds,
 }
 
 /// One Electrum server.
@@ -383,6 +414,8 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         }
     };
 
+    let alerts = alert_thresholds(layers)?;
+
     Ok(Config {
         enabled,
         network,
@@ -417,6 +450,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
                 })?
                 .unwrap_or(DEFAULT_SINK_LAG_ALERT_SECS),
         ),
+        alerts,
     })
 }
 
@@ -527,6 +561,59 @@ fn parse_network(raw: &Raw) -> Result<Network, ConfigError> {
 }
 
 /// A whole number within `range` (inclusive); `unit` is appended to the bounds in messages.
+fn alert_thresholds(layers: &Layers<'_>) -> Result<crate::alerts::Thresholds, ConfigError> {
+    let d = crate::alerts::DEFAULT_THRESHOLDS;
+    let get = |key, range, unit, default: u64| -> Result<u64, ConfigError> {
+        Ok(layers
+            .parse(key, |r| parse_in(r, range, unit))?
+            .unwrap_or(default))
+    };
+    Ok(crate::alerts::Thresholds {
+        window: Duration::from_secs(get(
+            keys::ALERT_WINDOW_SECS,
+            ALERT_WINDOW_RANGE_SECS,
+            " s",
+            d.window.as_secs(),
+        )?),
+        electrum_down: Duration::from_secs(get(
+            keys::ALERT_ELECTRUM_DOWN_SECS,
+            ALERT_ELECTRUM_DOWN_RANGE_SECS,
+            " s",
+            d.electrum_down.as_secs(),
+        )?),
+        electrum_reconnects: get(
+            keys::ALERT_ELECTRUM_RECONNECTS,
+            ALERT_COUNT_RANGE,
+            "",
+            d.electrum_reconnects,
+        )?,
+        balance_change_pct: get(
+            keys::ALERT_BALANCE_CHANGE_PCT,
+            ALERT_PCT_RANGE,
+            " %",
+            d.balance_change_pct,
+        )?,
+        failed_payments_pct: get(
+            keys::ALERT_FAILED_PAYMENTS_PCT,
+            (1, 100),
+            " %",
+            d.failed_payments_pct,
+        )?,
+        failed_payments_min: get(
+            keys::ALERT_FAILED_PAYMENTS_MIN,
+            ALERT_COUNT_RANGE,
+            "",
+            d.failed_payments_min,
+        )?,
+        abnormal_transactions: get(
+            keys::ALERT_ABNORMAL_TRANSACTIONS,
+            ALERT_COUNT_RANGE,
+            "",
+            d.abnormal_transactions,
+        )?,
+    })
+}
+
 fn parse_in(raw: &Raw, (lo, hi): (u64, u64), unit: &str) -> Result<u64, ConfigError> {
     let n: u64 = raw
         .text

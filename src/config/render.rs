@@ -180,6 +180,48 @@ pub(super) fn to_toml(c: &Config) -> String {
         Some(c.sink_lag_alert.as_secs().to_string()),
         "",
     );
+
+    w.section("Alerts evaluated by the appliance (GET /api/alerts, the status page)");
+    let a = &c.alerts;
+    for (key, what, value) in [
+        (
+            keys::ALERT_WINDOW_SECS,
+            "window of the rate alerts, seconds",
+            a.window.as_secs(),
+        ),
+        (
+            keys::ALERT_ELECTRUM_DOWN_SECS,
+            "Electrum disconnected this many seconds alerts",
+            a.electrum_down.as_secs(),
+        ),
+        (
+            keys::ALERT_ELECTRUM_RECONNECTS,
+            "more Electrum reconnections than this within the window alert",
+            a.electrum_reconnects,
+        ),
+        (
+            keys::ALERT_BALANCE_CHANGE_PCT,
+            "wallet balance change within the window that alerts, percent",
+            a.balance_change_pct,
+        ),
+        (
+            keys::ALERT_FAILED_PAYMENTS_PCT,
+            "share of expired/underpaid among finished payments that alerts, percent",
+            a.failed_payments_pct,
+        ),
+        (
+            keys::ALERT_FAILED_PAYMENTS_MIN,
+            "failed payments within the window needed before their share counts",
+            a.failed_payments_min,
+        ),
+        (
+            keys::ALERT_ABNORMAL_TRANSACTIONS,
+            "newly overpaid/late/reorged payments within the window that alert",
+            a.abnormal_transactions,
+        ),
+    ] {
+        w.value(key, what, Some(value.to_string()), "");
+    }
     out
 }
 

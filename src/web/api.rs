@@ -71,7 +71,26 @@ pub(crate) async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: Soc
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let resp = match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        (&Method::GET, [""]) => page::index(&shared),
+        (&Method::GET, ["api", "metrics", "bitcoin"]) => {
+            // Prometheus scrapes like the page reads: open when the page is, else a bearer token.
+            if page::may_read(&shared, access) {
+                super::monitoring::metrics(&shared.app)
+            } else {
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "missing or wrong bearer token",
+                )
+            }
+        }
+        (&Method::GET, [first, ..]) if *first != "api" => page::route(&shared, access, &segments)
+            .unwrap_or_else(|| {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no route for {method} {path}"),
+                )
+            }),
         (_, ["api", ..]) => {
             let needed = if segments.get(1) == Some(&"admin") {
                 Access::Admin
@@ -111,6 +130,7 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str]) -> Resp
             Ok(s) => json_response(StatusCode::OK, &s),
             Err(e) => app_error(e),
         },
+        (&Method::GET, ["alerts"]) => super::monitoring::alerts(app),
         (&Method::POST, ["payments"]) => create(shared, req).await,
         (&Method::GET, ["payments"]) => list(shared, req.uri().query().unwrap_or("")),
         (&Method::GET, ["payments", id]) => match app.payment(id) {

@@ -2,6 +2,7 @@
 
 mod api;
 mod json;
+mod monitoring;
 mod page;
 
 use std::net::SocketAddr;

@@ -1,0 +1,464 @@
+//! HTML fragments of the status page. Every value from the store, the chain or the
+//! configuration goes through [`escape`]; the only raw markup is our own and the QR SVG.
+
+use std::fmt::Write as _;
+
+use http::StatusCode;
+
+use crate::alerts::Alert;
+use crate::app::{App, AppError, StatusReport};
+use crate::clock::rfc3339;
+use crate::metrics::Timings;
+use crate::payments::{Event, Payment, Status};
+use crate::store::ListQuery;
+use crate::web::json::{bip21, btc_string};
+
+/// Payments listed on the overview.
+const RECENT: usize = 15;
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The overview fragment: health, alerts, Electrum, wallet, payments, timings, recent payments.
+pub(super) fn overview(app: &App) -> String {
+    let a = crate::alerts::assess(app);
+    let s = match a.status {
+        Ok(s) => s,
+        Err(e) => {
+            return format!(
+                "<section class=\"card bad\" id=health data-healthy=false><h2>Status unavailable</h2><p>{}</p></section>",
+                escape(&e.to_string())
+            );
+        }
+    };
+    let recent = app.list_payments(&ListQuery {
+        limit: RECENT,
+        ..Default::default()
+    });
+    let mut h = String::new();
+    health(&mut h, &s);
+    alerts(&mut h, &a.alerts);
+    h.push_str("<div class=grid>");
+    electrum(&mut h, &s);
+    wallet(&mut h, &s);
+    counts(&mut h, &s);
+    timings(&mut h, &app.metrics.timings(), &s);
+    h.push_str("</div>");
+    match recent {
+        Ok((ps, _)) => recent_table(&mut h, &ps, app.cfg.min_confirmations),
+        Err(e) => {
+            let _ = write!(
+                h,
+                "<p class=bad>payments unavailable: {}</p>",
+                escape(&e.to_string())
+            );
+        }
+    }
+    h
+}
+
+fn health(h: &mut String, s: &StatusReport) {
+    let (class, word) = if s.healthy {
+        ("ok", "Healthy")
+    } else {
+        ("bad", "Degraded")
+    };
+    let _ = write!(
+        h,
+        "<section class=\"card banner {class}\" id=health data-healthy={healthy}><h1>{word}</h1>\
+         <p>{network} · payments {enabled} · up {uptime}</p>",
+        healthy = s.healthy,
+        network = escape(&s.network),
+        enabled = if s.payments_enabled {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        uptime = duration(s.uptime_secs),
+    );
+    if !s.problems.is_empty() {
+        h.push_str("<ul class=problems>");
+        for p in &s.problems {
+            let _ = write!(h, "<li>{}</li>", escape(p));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</section>");
+}
+
+fn alerts(h: &mut String, alerts: &[Alert]) {
+    let _ = write!(
+        h,
+        "<section class=card id=alerts data-count={}><h2>Alerts</h2>",
+        alerts.len()
+    );
+    if alerts.is_empty() {
+        h.push_str("<p class=muted>No active alerts.</p>");
+    } else {
+        h.push_str("<ul>");
+        for a in alerts {
+            let _ = write!(
+                h,
+                "<li class=\"alert {sev}\" data-alert=\"{name}\"><strong>{name}</strong> <span class=badge>{sev}</span> {summary}</li>",
+                sev = escape(a.severity),
+                name = escape(a.name),
+                summary = escape(&a.summary),
+            );
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</section>");
+}
+
+fn row(h: &mut String, label: &str, value: &str) {
+    let _ = write!(h, "<dt>{}</dt><dd>{value}</dd>", escape(label));
+}
+
+fn electrum(h: &mut String, s: &StatusReport) {
+    let e = &s.electrum;
+    let _ = write!(
+        h,
+        "<section class=card id=electrum data-connected={}><h2>Electrum</h2><dl>",
+        e.connected
+    );
+    row(
+        h,
+        "Connection",
+        if e.connected {
+            "<span class=ok>connected</span>"
+        } else {
+            "<span class=bad>disconnected</span>"
+        },
+    );
+    row(h, "Server", &escape(e.server.as_deref().unwrap_or("–")));
+    row(h, "Protocol", if e.tls { "TLS" } else { "TCP (no TLS)" });
+    row(h, "Tip height", &opt(e.tip_height));
+    row(
+        h,
+        "Last notification",
+        &e.secs_since_last_notification
+            .map_or("–".into(), |s| format!("{} ago", duration(s))),
+    );
+    row(h, "Failovers / reconnects", &e.reconnects.to_string());
+    row(
+        h,
+        "Last sync",
+        &e.last_sync_ms.map_or("–".into(), |ms| format!("{ms} ms")),
+    );
+    if let Some(err) = &e.last_error {
+        row(
+            h,
+            "Last error",
+            &format!("<span class=bad>{}</span>", escape(err)),
+        );
+    }
+    h.push_str("</dl></section>");
+}
+
+fn wallet(h: &mut String, s: &StatusReport) {
+    let w = &s.wallet;
+    h.push_str("<section class=card id=wallet><h2>Wallet</h2><dl>");
+    row(h, "Confirmed", &btc(w.confirmed_sat));
+    row(h, "Unconfirmed", &btc(w.unconfirmed_sat));
+    row(h, "Addresses in use", &w.addresses_in_use.to_string());
+    row(h, "Wallet tip", &w.tip_height.to_string());
+    let sink = &s.sink;
+    if sink.enabled {
+        row(
+            h,
+            "Supabase sink",
+            &format!(
+                "{} · {} waiting",
+                if sink.connected {
+                    "<span class=ok>connected</span>"
+                } else {
+                    "<span class=bad>not connected</span>"
+                },
+                s.outbox.pending
+            ),
+        );
+    }
+    h.push_str("</dl></section>");
+}
+
+/// Payments by status, with a bar chart drawn as inline SVG (no style attributes: strict CSP).
+fn counts(h: &mut String, s: &StatusReport) {
+    let max = s.payments.values().copied().max().unwrap_or(0).max(1);
+    h.push_str("<section class=card id=counts><h2>Payments by status</h2><svg class=chart viewBox=\"0 0 300 150\" role=img aria-label=\"payments by status\">");
+    for (i, st) in Status::ALL.iter().enumerate() {
+        let n = s.payments.get(st.as_str()).copied().unwrap_or(0);
+        let y = i * 25;
+        let w = (n * 170 / max).max(u64::from(n > 0));
+        let _ = write!(
+            h,
+            "<text x=0 y={ty} class=label>{name}</text><rect x=90 y={y} width={w} height=18 class=\"bar {name}\"/>\
+             <text x={tx} y={ty} class=value data-status=\"{name}\">{n}</text>",
+            ty = y + 14,
+            tx = 96 + w,
+            name = st.as_str(),
+        );
+    }
+    h.push_str("</svg></section>");
+}
+
+fn timings(h: &mut String, t: &Timings, s: &StatusReport) {
+    h.push_str("<section class=card id=timings><h2>Processing</h2><dl>");
+    row(
+        h,
+        "Notification → update",
+        &t.mean_update_secs.map_or("–".into(), |m| {
+            format!("{:.0} ms mean over {}", m * 1000.0, t.updates)
+        }),
+    );
+    row(
+        h,
+        "Seen → confirmed",
+        &t.mean_confirmation_secs.map_or("–".into(), |m| {
+            format!("{} mean over {}", duration(m as u64), t.confirmations)
+        }),
+    );
+    let done = ["confirmed", "completed"]
+        .iter()
+        .map(|k| s.payments.get(*k).copied().unwrap_or(0))
+        .sum::<u64>();
+    let failed = ["expired", "underpaid"]
+        .iter()
+        .map(|k| s.payments.get(*k).copied().unwrap_or(0))
+        .sum::<u64>();
+    row(
+        h,
+        "Success rate",
+        &if done + failed == 0 {
+            "–".to_owned()
+        } else {
+            format!("{} % of {}", done * 100 / (done + failed), done + failed)
+        },
+    );
+    h.push_str("</dl></section>");
+}
+
+fn recent_table(h: &mut String, ps: &[Payment], min_conf: u32) {
+    h.push_str(
+        "<section class=card id=recent><h2>Recent payments</h2><div class=scroll><table>\
+         <thead><tr><th>Payment</th><th>Status</th><th class=num>Amount</th><th class=num>Received</th>\
+         <th class=num>Conf.</th><th>Created</th><th>Seen → confirmed</th></tr></thead><tbody>",
+    );
+    if ps.is_empty() {
+        h.push_str("<tr><td colspan=7 class=muted>No payments yet.</td></tr>");
+    }
+    for p in ps {
+        let _ = write!(
+            h,
+            "<tr data-payment=\"{id}\" data-status=\"{status}\"><td><a href=\"/payments/{id}\">{reference}</a></td>\
+             <td><span class=\"badge {status}\">{status}</span>{flags}</td><td class=num>{amount}</td>\
+             <td class=num>{received}</td><td class=num>{conf}/{min_conf}</td><td>{created}</td><td>{took}</td></tr>",
+            id = escape(&p.id),
+            reference = escape(&p.reference),
+            status = p.status.as_str(),
+            flags = flags(p),
+            amount = btc(p.amount_sat),
+            received = btc(p.received_sat),
+            conf = p.confirmations,
+            created = rfc3339(p.created_at),
+            took = match (p.first_seen_at, p.confirmed_at) {
+                (Some(a), Some(b)) => duration(b.saturating_sub(a)),
+                _ => "–".into(),
+            },
+        );
+    }
+    h.push_str("</tbody></table></div></section>");
+}
+
+fn flags(p: &Payment) -> String {
+    p.flags
+        .names()
+        .iter()
+        .map(|f| format!(" <span class=\"badge flag\">{}</span>", escape(f)))
+        .collect()
+}
+
+/// One payment: its request with the QR code, its figures and its history.
+pub(super) fn payment(app: &App, id: &str) -> Result<String, (StatusCode, String)> {
+    let (p, events) = app.payment(id).map_err(|e| match e {
+        AppError::NotFound(_) => (
+            StatusCode::NOT_FOUND,
+            format!(
+                "<section class=\"card bad\" id=missing><h1>No such payment</h1><p>{}</p><p><a href=\"/\">Back to the overview</a></p></section>",
+                escape(&e.to_string())
+            ),
+        ),
+        e => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "<section class=\"card bad\"><h1>Payment unavailable</h1><p>{}</p></section>",
+                escape(&e.to_string())
+            ),
+        ),
+    })?;
+    let uri = bip21(&p.address, p.amount_sat, p.description.as_deref());
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<p><a href=\"/\">← Overview</a></p><section class=\"card payment\" id=payment data-payment=\"{id}\" data-status=\"{status}\">\
+         <h1>{reference} <span class=\"badge {status}\">{status}</span>{flags}</h1><div class=pay>\
+         <figure class=qr id=qr>{qr}<figcaption><a href=\"{uri}\">Open in wallet</a></figcaption></figure><dl>",
+        id = escape(&p.id),
+        status = p.status.as_str(),
+        reference = escape(&p.reference),
+        flags = flags(&p),
+        qr = qr_svg(&uri),
+        uri = escape(&uri),
+    );
+    row(&mut h, "Amount", &btc(p.amount_sat));
+    row(&mut h, "Received", &btc(p.received_sat));
+    row(
+        &mut h,
+        "Confirmations",
+        &format!("{} of {}", p.confirmations, app.cfg.min_confirmations),
+    );
+    row(
+        &mut h,
+        "Address",
+        &format!("<code class=addr>{}</code>", escape(&p.address)),
+    );
+    if let Some(d) = &p.description {
+        row(&mut h, "Description", &escape(d));
+    }
+    row(&mut h, "Created", &rfc3339(p.created_at));
+    row(&mut h, "Expires", &rfc3339(p.expires_at));
+    row(
+        &mut h,
+        "First seen",
+        &p.first_seen_at.map_or("–".into(), rfc3339),
+    );
+    row(
+        &mut h,
+        "Confirmed",
+        &p.confirmed_at.map_or("–".into(), rfc3339),
+    );
+    let txids: Vec<String> = p
+        .txids
+        .iter()
+        .map(|t| format!("<code>{}</code>", escape(t)))
+        .collect();
+    row(
+        &mut h,
+        "Transactions",
+        &if txids.is_empty() {
+            "–".to_owned()
+        } else {
+            txids.join("<br>")
+        },
+    );
+    let _ = write!(
+        h,
+        "<dt>Payment id</dt><dd><code>{}</code></dd>",
+        escape(&p.id)
+    );
+    h.push_str("</dl></div></section>");
+    history(&mut h, &events);
+    Ok(h)
+}
+
+fn history(h: &mut String, events: &[Event]) {
+    h.push_str(
+        "<section class=card id=history><h2>History</h2><div class=scroll><table><thead><tr>\
+         <th>Time</th><th>From</th><th>To</th><th>Reason</th></tr></thead><tbody>",
+    );
+    for e in events {
+        let _ = write!(
+            h,
+            "<tr data-to=\"{to}\"><td>{at}</td><td>{from}</td><td><span class=\"badge {to}\">{to}</span></td><td>{reason}{txids}</td></tr>",
+            at = rfc3339(e.at),
+            from = e.from.map_or("–", |s| s.as_str()),
+            to = e.to.as_str(),
+            reason = escape(&e.reason),
+            txids = e
+                .txids
+                .iter()
+                .map(|t| format!("<br><code>{}</code>", escape(t)))
+                .collect::<String>(),
+        );
+    }
+    h.push_str("</tbody></table></div></section>");
+}
+
+/// The BIP21 URI as a QR code in SVG (upper-case-safe byte mode, medium error correction).
+pub(crate) fn qr_svg(uri: &str) -> String {
+    match qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(240, 240)
+                .quiet_zone(true)
+                .build();
+            // Inline SVG needs no XML declaration.
+            match svg.find("<svg") {
+                Some(i) => svg[i..].to_owned(),
+                None => svg,
+            }
+        }
+        Err(e) => format!("<p class=bad>no QR code: {}</p>", escape(&e.to_string())),
+    }
+}
+
+fn btc(sat: u64) -> String {
+    format!("{} BTC", btc_string(sat))
+}
+
+fn opt(v: Option<u32>) -> String {
+    v.map_or("–".into(), |v| v.to_string())
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup_and_quotes() {
+        assert_eq!(
+            escape(r#"<script>alert('x')</script> & "q""#),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+    }
+
+    #[test]
+    fn qr_code_is_inline_svg() {
+        let svg = qr_svg("bitcoin:bcrt1qxyz?amount=0.0005");
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{svg}");
+        assert!(
+            !svg.contains("style="),
+            "a strict CSP blocks style attributes"
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(5), "5 s");
+        assert_eq!(duration(600), "10 min");
+        assert_eq!(duration(10_800), "3 h");
+        assert_eq!(duration(259_200), "3 d");
+    }
+}
