@@ -56,17 +56,15 @@ pub fn venv() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/devnet-venv"))
 }
 
-/// Installs the virtualenv once per test process if it is missing (the script
-/// serialises concurrent installs with a lock).
+/// Installs the virtualenv once per test process unless it is complete already (the
+/// script checks that cheaply, and serialises concurrent installs with a lock).
 fn ensure_venv() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
-        if venv().join("bin/python").exists() {
-            return;
-        }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/devnet");
         let status = Command::new(&script)
             .arg("install")
+            .env("DEVNET_VENV", venv())
             .status()
             .unwrap_or_else(|e| panic!("run {} install: {e}", script.display()));
         assert!(

@@ -57,10 +57,12 @@ fn parse_args() -> Result<Args, Error> {
 }
 
 fn positional<'a>(args: &'a Args, n: usize, name: &str) -> Result<&'a str, Error> {
-    args.rest
-        .get(n)
-        .map(String::as_str)
-        .ok_or_else(|| Error::Usage(format!("{} needs {name}\n{USAGE}", args.command)))
+    args.rest.get(n).map(String::as_str).ok_or_else(|| {
+        Error::Usage(format!(
+            "{} needs {name} (see `scripts/devnet help`)",
+            args.command
+        ))
+    })
 }
 
 fn number(args: &Args, n: usize, name: &str) -> Result<u64, Error> {
