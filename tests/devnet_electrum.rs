@@ -19,7 +19,7 @@ use electrum_client::bitcoin::{
     Witness, absolute, consensus, ecdsa, taproot, transaction,
 };
 use electrum_client::raw_client::RawClient;
-use electrum_client::{Client, ElectrumApi, GetHistoryRes};
+use electrum_client::{Client, ElectrumApi, GetHistoryRes, Param};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -108,6 +108,16 @@ fn payment_is_notified_unconfirmed_then_confirms_with_a_valid_merkle_proof() {
         &proof
     ));
     assert_eq!(proof.block_height, height as usize);
+
+    // The verbose form comes from the devnet's verbose getrawtransaction.
+    let verbose = electrum
+        .raw_call(
+            "blockchain.transaction.get",
+            [Param::String(txid.to_string()), Param::Bool(true)],
+        )
+        .unwrap();
+    assert_eq!(verbose["confirmations"], 1);
+    assert_eq!(verbose["blockhash"], header.block_hash().to_string());
 }
 
 #[test]
@@ -198,6 +208,12 @@ fn fee_is_reported_by_estimatefee_after_the_next_block() {
     devnet.fee(25);
     devnet.mine(1);
     assert_eq!(electrum.estimate_fee(2, None).unwrap(), 0.00025);
+
+    let info = electrum.mempool_get_info().unwrap();
+    assert_eq!(
+        (info.minrelaytxfee, info.incrementalrelayfee),
+        (0.00001, 0.00001)
+    );
 }
 
 fn tls_config(ca: Option<&std::path::Path>) -> Arc<rustls::ClientConfig> {
