@@ -116,6 +116,10 @@ pub fn up(dir: &StateDir, venv: &Path, realistic: bool) -> Result<String, Error>
 
 fn start(dir: &StateDir, venv: &Path, realistic: bool) -> Result<String, Error> {
     fs::create_dir_all(&dir.0).map_err(Error::io(format!("create {}", dir.0.display())))?;
+    // The env file's paths must work from any directory.
+    let dir = &StateDir(
+        fs::canonicalize(&dir.0).map_err(Error::io(format!("resolve {}", dir.0.display())))?,
+    );
     let running: Vec<_> = read_pids(dir)
         .into_iter()
         .filter(|(_, pid)| alive(*pid))
