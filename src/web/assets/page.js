@@ -61,6 +61,8 @@
     const v = document.getElementById("token").value.trim();
     if (!v) return;
     sessionStorage.setItem(KEY, v);
+    // The token lives in sessionStorage only, not in the page.
+    document.getElementById("token").value = "";
     login.hidden = true;
     refresh();
   });

@@ -1,0 +1,216 @@
+//! The status page in a real headless Chromium (Debian's `chromium`), served by an
+//! appliance on the devnet: it updates without a reload, shows a payment with its QR
+//! code, asks for the token when configured to, and escapes what it shows.
+//! Screenshots land in `target/screenshots/` for people to look at.
+
+mod common;
+
+use std::time::Duration;
+
+use common::appliance::{API_TOKEN, Appliance, base_env, http};
+use common::browser::Browser;
+use common::devnet::Devnet;
+use serde_json::json;
+
+const UI: Duration = Duration::from_secs(10);
+
+fn row_status(id: &str) -> String {
+    format!("document.querySelector('tr[data-payment=\"{id}\"]')?.dataset.status ?? null")
+}
+
+#[test]
+fn page_follows_a_payment_without_reload_and_shows_its_qr_code() {
+    let devnet = Devnet::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env = base_env(
+        dir.path(),
+        devnet.electrum_host(),
+        devnet.electrum_tcp_port(),
+        false,
+    );
+    let app = Appliance::start(dir.path(), env);
+    app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
+        s["electrum"]["connected"] == true
+    });
+
+    let base = format!("http://{}", app.addr);
+    let mut b = Browser::open(&format!("{base}/"), 1280, 900);
+    b.wait_for(
+        "document.querySelector('#electrum')?.dataset.connected === 'true'",
+        UI,
+        "the overview with Electrum connected",
+    );
+    // A marker that only survives if the page is never reloaded.
+    b.eval("window.__noReload = 'still here'");
+
+    let p = app.create_payment(60_000, "page-order-1", None);
+    let id = p["id"].as_str().unwrap().to_owned();
+    b.wait_for(
+        &format!("{} === 'pending'", row_status(&id)),
+        UI,
+        "the new payment as pending",
+    );
+    b.screenshot("overview-pending");
+
+    devnet.pay(p["address"].as_str().unwrap(), 60_000);
+    b.wait_for(
+        &format!("{} === 'unconfirmed'", row_status(&id)),
+        UI,
+        "the payment as unconfirmed",
+    );
+    devnet.mine(2);
+    b.wait_for(
+        &format!("{} === 'confirmed'", row_status(&id)),
+        UI,
+        "the payment as confirmed",
+    );
+    assert_eq!(
+        b.eval("window.__noReload"),
+        "still here",
+        "the page changed without a reload"
+    );
+    assert!(b.eval("Number(document.body.dataset.refreshes)").as_u64() >= Some(2));
+    // The status counts and the list are read one after the other: wait for the next refresh.
+    b.wait_for(
+        "document.querySelector('text.value[data-status=\"confirmed\"]')?.textContent === '1'",
+        UI,
+        "the chart counting the confirmed payment",
+    );
+    b.screenshot("overview-confirmed");
+
+    // Follow the link to the payment's own page.
+    b.eval(&format!(
+        "document.querySelector('tr[data-payment=\"{id}\"] a').click()"
+    ));
+    b.wait_for(
+        "document.querySelector('#payment')?.dataset.status === 'confirmed'",
+        UI,
+        "the payment page",
+    );
+    assert_eq!(b.eval("location.pathname"), format!("/payments/{id}"));
+    let qr = b.eval("(() => { const s = document.querySelector('#qr svg'); return s ? [s.getBoundingClientRect().width, s.querySelectorAll('path').length] : null })()");
+    assert!(
+        qr[0].as_f64() >= Some(200.0) && qr[1].as_u64() >= Some(1),
+        "QR code drawn: {qr}"
+    );
+    let (_, api) = app.get(&format!("/api/payments/{id}"));
+    assert_eq!(
+        b.eval("document.querySelector('#qr a').getAttribute('href')"),
+        api["bip21"],
+        "the QR code's link is the payment's BIP21 URI"
+    );
+    let history =
+        b.eval("[...document.querySelectorAll('#history tr[data-to]')].map(r => r.dataset.to)");
+    let api_history: Vec<_> = api["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].clone())
+        .collect();
+    assert_eq!(
+        history,
+        json!(api_history),
+        "the page shows the whole history"
+    );
+    assert_eq!(history[history.as_array().unwrap().len() - 1], "confirmed");
+    b.screenshot("payment-desktop");
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+    );
+    // On a phone the QR code and the figures stack into one column, no sideways scroll.
+    let overflow = b.eval("document.documentElement.scrollWidth <= window.innerWidth + 1");
+    assert_eq!(overflow, true, "no horizontal scrolling on a phone");
+    b.screenshot("payment-phone");
+}
+
+#[test]
+fn page_asks_for_the_token_and_escapes_what_it_shows() {
+    // No Electrum server is needed to look at the page.
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = base_env(dir.path(), "127.0.0.1", 9, false);
+    env.push(("SNAKKAZ_PAY_PAGE_AUTH".into(), "token".into()));
+    let app = Appliance::start(dir.path(), env);
+    let hostile = "<img src=x onerror=\"window.__pwned=1\">&amp;";
+    let (code, v) = app.post(
+        "/api/payments",
+        &json!({"amount_sat": 1000, "reference": hostile}),
+    );
+    assert_eq!(code, 201, "{v}");
+
+    // The shell is served without data; its fragments and the metrics need the token.
+    let (code, shell) = http(&app.addr, "GET", "/", None, None);
+    let shell = String::from_utf8(shell).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        !shell.contains("page-order") && !shell.contains("onerror"),
+        "{shell}"
+    );
+    for path in ["/page/overview", "/api/metrics/bitcoin"] {
+        assert_eq!(http(&app.addr, "GET", path, None, None).0, 401, "{path}");
+        assert_eq!(
+            http(&app.addr, "GET", path, Some(API_TOKEN), None).0,
+            200,
+            "{path}"
+        );
+    }
+
+    let base = format!("http://{}", app.addr);
+    let mut b = Browser::open(&format!("{base}/"), 1280, 900);
+    b.wait_for(
+        "!document.querySelector('#login').hidden",
+        UI,
+        "the token form",
+    );
+    b.screenshot("login");
+    let submit = |b: &mut Browser, token: &str| {
+        b.eval(&format!(
+            "document.querySelector('#token').value = {}; document.querySelector('#login').requestSubmit()",
+            json!(token)
+        ));
+    };
+    submit(&mut b, "not-the-token-at-all");
+    b.wait_for(
+        "document.querySelector('#login-error').textContent",
+        UI,
+        "the wrong token refused",
+    );
+    submit(&mut b, API_TOKEN);
+    b.wait_for(
+        "document.querySelector('#health')",
+        UI,
+        "the overview after login",
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#token').value"),
+        "",
+        "token not kept in the form"
+    );
+    assert_eq!(
+        b.eval(&format!(
+            "document.documentElement.outerHTML.includes({})",
+            json!(API_TOKEN)
+        )),
+        false,
+        "the token is not in the page"
+    );
+    // The hostile reference shows as text; nothing of it runs or becomes an element.
+    let shown = b.eval("document.querySelector('#recent tbody a').textContent");
+    assert_eq!(shown, hostile);
+    assert_eq!(
+        b.eval("document.querySelectorAll('img[src=\"x\"]').length"),
+        0
+    );
+    assert_eq!(b.eval("window.__pwned ?? null"), serde_json::Value::Null);
+    // The page keeps refreshing with the token from sessionStorage.
+    let before = b
+        .eval("Number(document.body.dataset.refreshes)")
+        .as_u64()
+        .unwrap();
+    b.wait_for(
+        &format!("Number(document.body.dataset.refreshes) > {before}"),
+        UI,
+        "a refresh with the stored token",
+    );
+    b.screenshot("overview-token-degraded");
+}
