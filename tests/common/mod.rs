@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 pub mod appliance;
+pub mod browser;
 pub mod devnet;
 pub mod postgres;
 
