@@ -113,10 +113,19 @@ impl Browser {
     }
 
     /// Polls `expr` until it is truthy; panics naming `what` with the page text on timeout.
+    /// An exception counts as "not yet" (the page may still be loading).
     pub fn wait_for(&mut self, expr: &str, timeout: Duration, what: &str) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            let v = self.eval(expr);
+            let r = self.call(
+                "Runtime.evaluate",
+                json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+            );
+            let v = if r.get("exceptionDetails").is_some() {
+                Value::Null
+            } else {
+                r["result"]["value"].clone()
+            };
             if !(v.is_null() || v == false || v == "" || v == 0) {
                 return v;
             }
@@ -183,8 +192,7 @@ fn page_target(port: u16, url: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let addr = format!("127.0.0.1:{port}");
-        let (code, body) = super::appliance::http(&addr, "GET", "/json/list", None, None);
-        if code == 200
+        if let Some(body) = get_json_list(&addr)
             && let Ok(Value::Array(targets)) = serde_json::from_slice::<Value>(&body)
             && let Some(t) = targets.iter().find(|t| {
                 t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.starts_with(url))
@@ -198,4 +206,33 @@ fn page_target(port: u16, url: &str) -> String {
         assert!(Instant::now() < deadline, "no page target for {url}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `GET /json/list` from the DevTools HTTP server, which keeps the connection open after
+/// answering: read exactly Content-Length bytes instead of waiting for the close.
+fn get_json_list(addr: &str) -> Option<Vec<u8>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET /json/list HTTP/1.1\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut r = BufReader::new(s);
+    let mut len = None;
+    let mut ok = false;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if l.starts_with("HTTP/1.1 200") {
+            ok = true;
+        }
+        if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; len?];
+    r.read_exact(&mut body).ok()?;
+    ok.then_some(body)
 }

@@ -241,11 +241,11 @@ fn timings(h: &mut String, t: &Timings, s: &StatusReport) {
     row(
         h,
         "Success rate",
-        &if done + failed == 0 {
-            "–".to_owned()
-        } else {
-            format!("{} % of {}", done * 100 / (done + failed), done + failed)
-        },
+        &(done * 100)
+            .checked_div(done + failed)
+            .map_or("–".to_owned(), |pct| {
+                format!("{pct} % of {}", done + failed)
+            }),
     );
     h.push_str("</dl></section>");
 }
