@@ -150,9 +150,14 @@ fn scrape_follows_a_payment_and_matches_the_api() {
         metric(&m, "snakkaz_pay_wallet_balance_sat{state=\"unconfirmed\"}"),
         40_000.0
     );
-    assert!(
-        metric(&m, "snakkaz_pay_notification_to_update_seconds_count") >= 1.0,
-        "the subscription path was measured"
+    // The observation is recorded just after the commit the API already shows: poll.
+    wait_until(
+        Duration::from_secs(3),
+        "the subscription path measured",
+        || {
+            let (_, m) = assert_agrees(&app);
+            (metric(&m, "snakkaz_pay_notification_to_update_seconds_count") >= 1.0).then_some(())
+        },
     );
 
     devnet.mine(2);

@@ -417,6 +417,7 @@ impl Worker {
             // Commands first: a new payment's script must be watched before anyone pays it.
             let mut changed: BTreeSet<u32> = BTreeSet::new();
             let mut full = false;
+            let mut notified_at = None;
             while let Ok(cmd) = self.cmds.try_recv() {
                 match cmd {
                     ChainCommand::Shutdown => return Ok(()),
@@ -433,6 +434,7 @@ impl Worker {
                         // Already has history: paid before we subscribed.
                         if status.is_some() {
                             changed.insert(i);
+                            notified_at.get_or_insert_with(Instant::now);
                         }
                     }
                     ChainCommand::Unwatch(i) => {
@@ -446,7 +448,6 @@ impl Worker {
                     ChainCommand::SyncAll => full = true,
                 }
             }
-            let mut notified_at = None;
             let mut new_tip = None;
             let readable = drain
                 || (changed.is_empty()
