@@ -4,24 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::appliance::{Appliance, base_env};
+use common::appliance::Appliance;
 use common::devnet::Devnet;
 use serde_json::Value;
 
 fn start() -> (Devnet, tempfile::TempDir, Appliance) {
-    let devnet = Devnet::start();
-    let dir = tempfile::tempdir().unwrap();
-    let env = base_env(
-        dir.path(),
-        devnet.electrum_host(),
-        devnet.electrum_tcp_port(),
-        false,
-    );
-    let app = Appliance::start(dir.path(), env);
-    app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
-        s["electrum"]["connected"] == true
-    });
-    (devnet, dir, app)
+    Appliance::on_fresh_devnet()
 }
 
 fn status(p: &Value) -> &str {

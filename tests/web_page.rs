@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::appliance::{API_TOKEN, Appliance, base_env, http};
 use common::browser::Browser;
-use common::devnet::Devnet;
 use serde_json::json;
 
 const UI: Duration = Duration::from_secs(10);
@@ -20,18 +19,7 @@ fn row_status(id: &str) -> String {
 
 #[test]
 fn page_follows_a_payment_without_reload_and_shows_its_qr_code() {
-    let devnet = Devnet::start();
-    let dir = tempfile::tempdir().unwrap();
-    let env = base_env(
-        dir.path(),
-        devnet.electrum_host(),
-        devnet.electrum_tcp_port(),
-        false,
-    );
-    let app = Appliance::start(dir.path(), env);
-    app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
-        s["electrum"]["connected"] == true
-    });
+    let (devnet, _dir, app) = Appliance::on_fresh_devnet();
 
     let base = format!("http://{}", app.addr);
     let mut b = Browser::open(&format!("{base}/"), 1280, 900);

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::devnet::Devnet;
+
 /// A regtest watch-only descriptor (BDK's test tpub); the faucet pays its addresses.
 pub const DESCRIPTOR: &str = "wpkh([41f2aed0/84h/1h/0h]tpubDDFSdQWw75hk1ewbwnNpPp5DvXFRKt68ioPoyJDY752cNHKkFxPWqkqCyCf4hxrEfpuxh46QisehL3m8Bi6MsAv394QVLopwbtfvryFQNUH/0/*)";
 /// Its change descriptor.
@@ -254,20 +256,7 @@ impl Appliance {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
-        let mut last = Value::Null;
-        while Instant::now() < deadline {
-            let (code, v) = self.get(&format!("/api/payments/{id}"));
-            if code == 200 && pred(&v) {
-                return v;
-            }
-            last = v;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "timed out waiting for {what}; last state: {last:#}\nlog:\n{}",
-            self.log_tail()
-        );
+        self.wait_get(&format!("/api/payments/{id}"), timeout, what, pred)
     }
 
     /// Polls /api/status until `pred` holds.
@@ -277,10 +266,21 @@ impl Appliance {
         what: &str,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_get("/api/status", timeout, what, pred)
+    }
+
+    /// Polls a GET endpoint until it answers 200 with a body satisfying `pred`.
+    pub fn wait_get(
+        &self,
+        path: &str,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         let mut last = Value::Null;
         while Instant::now() < deadline {
-            let (code, v) = self.get("/api/status");
+            let (code, v) = self.get(path);
             if code == 200 && pred(&v) {
                 return v;
             }
@@ -288,9 +288,26 @@ impl Appliance {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "timed out waiting for {what}; last status: {last:#}\nlog:\n{}",
+            "timed out waiting for {what}; last answer of {path}: {last:#}\nlog:\n{}",
             self.log_tail()
         );
+    }
+
+    /// Starts a fresh devnet and a daemon connected to it over TCP, waiting for the session.
+    pub fn on_fresh_devnet() -> (Devnet, tempfile::TempDir, Appliance) {
+        let devnet = Devnet::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = base_env(
+            dir.path(),
+            devnet.electrum_host(),
+            devnet.electrum_tcp_port(),
+            false,
+        );
+        let app = Appliance::start(dir.path(), env);
+        app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
+            s["electrum"]["connected"] == true
+        });
+        (devnet, dir, app)
     }
 }
 
