@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::appliance::{Appliance, base_env};
-use common::devnet::Devnet;
+use common::appliance::Appliance;
 
 fn creates(app: &Arc<Appliance>, total: usize, threads: usize, tag: &str) -> Duration {
     let next = Arc::new(AtomicUsize::new(0));
@@ -52,18 +51,8 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 }
 
 fn main() {
-    let devnet = Devnet::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let env = base_env(
-        dir.path(),
-        devnet.electrum_host(),
-        devnet.electrum_tcp_port(),
-        false,
-    );
-    let app = Arc::new(Appliance::start(dir.path(), env));
-    app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
-        s["electrum"]["connected"] == true
-    });
+    let (devnet, _dir, app) = Appliance::on_fresh_devnet();
+    let app = Arc::new(app);
     let pid = app.pid().expect("daemon pid");
     let rss_start = rss_kib(pid);
 

@@ -130,13 +130,16 @@ pub fn sync_all_request(wallet: &Wallet, now: u64) -> SyncRequest<(KeychainKind,
 /// What the wallet currently sees paid to each of these receive indices.
 pub fn seen_txs(wallet: &Wallet, indices: &BTreeSet<u32>) -> BTreeMap<u32, Vec<SeenTx>> {
     let mut out: BTreeMap<u32, Vec<SeenTx>> = indices.iter().map(|&i| (i, Vec::new())).collect();
+    // A range lookup per index in the spk index's ordered set: no scan of all outputs.
     let outpoints: Vec<_> = indices
         .iter()
         .flat_map(|&i| {
+            let key = (KeychainKind::External, i);
             wallet
                 .spk_index()
-                .keychain_outpoints_in_range(KeychainKind::External..=KeychainKind::External)
-                .filter(move |((_, idx), _)| *idx == i)
+                .inner()
+                .outputs_in_range(key..=key)
+                .map(|(k, op)| (*k, op))
         })
         .collect();
     let tip = wallet.local_chain().tip().block_id();
