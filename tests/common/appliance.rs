@@ -139,6 +139,26 @@ impl Appliance {
         }
     }
 
+    /// Runs a `snakkaz-pay` subcommand with the daemon's configuration, pointed at the
+    /// daemon's real address; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(binary())
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("SNAKKAZ_PAY_LISTEN", &self.addr)
+            .output()
+            .expect("run snakkaz-pay");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Process id of the running daemon.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
