@@ -180,3 +180,20 @@ pub fn merge_into(acc: &mut Option<ChangeSet>, cs: Option<ChangeSet>) {
         _ => {}
     }
 }
+
+/// The wallet's public facts for the sink's `bitcoin_wallets` row.
+pub fn summary(wallet: &Wallet, now: u64) -> crate::store::WalletSummary {
+    let balance = wallet.balance();
+    let has_change = wallet.keychains().any(|(k, _)| k == KeychainKind::Internal);
+    crate::store::WalletSummary {
+        descriptor_checksum: wallet.descriptor_checksum(KeychainKind::External),
+        change_descriptor_checksum: has_change
+            .then(|| wallet.descriptor_checksum(KeychainKind::Internal)),
+        network: wallet.network().to_string(),
+        addresses_in_use: wallet.next_derivation_index(KeychainKind::External),
+        confirmed_sat: balance.confirmed.to_sat(),
+        unconfirmed_sat: (balance.trusted_pending + balance.untrusted_pending).to_sat(),
+        tip_height: tip_height(wallet),
+        updated_at: now,
+    }
+}

@@ -143,6 +143,25 @@ fn mirror_equals_the_api_through_reorg_double_spend_expiry_and_an_outage() {
     assert_eq!(row["status"], "pending");
     assert_eq!(row["flags"], serde_json::json!(["reorged"]));
     assert_eq!(rows(&pg), 5, "one row per payment, no duplicates");
+
+    // Beside the payments: every transaction they name, and the wallet's summary.
+    let (_, paid_now) = app.get(&format!("/api/payments/{}", id(&paid)));
+    let txid = paid_now["txids"][0].as_str().unwrap().to_owned();
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM electrum_transaction_cache WHERE txid = '{txid}' AND height IS NOT NULL \
+         AND received_sat = {})",
+        paid_now["received_sat"]
+    );
+    pg.wait_sql(CONVERGE, "the paying transaction cached downstream", &sql);
+    let (_, st) = app.get("/api/status");
+    let w = &st["wallet"];
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM bitcoin_wallets WHERE network = 'regtest' AND addresses_in_use = {} \
+         AND confirmed_sat = {} AND unconfirmed_sat = {})",
+        w["addresses_in_use"], w["confirmed_sat"], w["unconfirmed_sat"]
+    );
+    pg.wait_sql(CONVERGE, "the wallet summary mirrored", &sql);
+    assert_eq!(pg.query_json("SELECT * FROM bitcoin_wallets").len(), 1);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{App, CONFLICT_RETRIES, ProcessorMsg};
 use crate::chain::{ChainCommand, ChainEvent, ChainHandle, ChainSettings, Server};
 use crate::payments::{Observation, Payment, Status, lifecycle};
-use crate::store::{StoreError, WriteBatch};
+use crate::store::{StoreError, TxCacheEntry, WriteBatch};
 
 /// How often expiries and the late-payment window are checked.
 const TICK: Duration = Duration::from_secs(1);
@@ -182,7 +182,34 @@ impl Processor {
         }
     }
 
+    /// Stores a fresh wallet summary when payments were created since the last one.
+    async fn refresh_summary_if_addresses_moved(&self) {
+        let stored = match self.app.store.wallet_summary() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the wallet summary");
+                return;
+            }
+        };
+        let summary = {
+            let w = self.app.wallet.lock().expect("wallet lock");
+            let in_use = w.next_derivation_index(bdk_wallet::KeychainKind::External);
+            if stored.is_some_and(|s| s.addresses_in_use == in_use) {
+                return;
+            }
+            crate::wallet::summary(&w, crate::clock::now())
+        };
+        let batch = WriteBatch {
+            wallet_summary: Some(summary),
+            ..Default::default()
+        };
+        if let Err(e) = self.app.store.commit(batch).await {
+            tracing::warn!(error = %e, "storing the wallet summary");
+        }
+    }
+
     async fn on_tick(&mut self, chain: &Option<ChainHandle>) {
+        self.refresh_summary_if_addresses_moved().await;
         let now = crate::clock::now();
         crate::alerts::tick(&self.app, now);
         let mut due = BTreeSet::new();
@@ -213,6 +240,45 @@ impl Processor {
         }
     }
 
+    /// Transactions of these payments whose cached summary is missing or out of date.
+    fn tx_cache_changes(
+        &self,
+        seen: &BTreeMap<u32, Vec<crate::payments::SeenTx>>,
+        now: u64,
+    ) -> Vec<TxCacheEntry> {
+        let mut out: Vec<TxCacheEntry> = Vec::new();
+        for tx in seen.values().flatten() {
+            if let Some(e) = out.iter_mut().find(|e| e.txid == tx.txid) {
+                // One transaction may pay several payments' addresses.
+                e.received_sat = e.received_sat.saturating_add(tx.value_sat);
+                continue;
+            }
+            let cached = match self.app.store.cached_tx(&tx.txid) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, txid = %tx.txid, "reading the transaction cache");
+                    None
+                }
+            };
+            out.push(TxCacheEntry {
+                txid: tx.txid.clone(),
+                height: tx.height,
+                fee_sat: cached.as_ref().and_then(|c| c.fee_sat),
+                received_sat: tx.value_sat,
+                seen_at: cached.as_ref().map_or(now, |c| c.seen_at),
+            });
+        }
+        out.retain(|e| {
+            self.app
+                .store
+                .cached_tx(&e.txid)
+                .ok()
+                .flatten()
+                .is_none_or(|c| c.height != e.height || c.received_sat != e.received_sat)
+        });
+        out
+    }
+
     /// Runs the lifecycle over these receive indices and commits the changes together with
     /// the wallet changeset, retrying when a concurrent acknowledgement won the race.
     /// Returns how many payments changed.
@@ -223,14 +289,17 @@ impl Processor {
     ) -> usize {
         let policy = self.app.cfg.policy();
         for attempt in 0..CONFLICT_RETRIES {
-            let (seen, tip) = {
+            let now = crate::clock::now();
+            let (seen, tip, summary) = {
                 let w = self.app.wallet.lock().expect("wallet lock");
                 (
                     crate::wallet::seen_txs(&w, &indices),
                     crate::wallet::tip_height(&w),
+                    // Balances only move with chain data: refresh the summary with it.
+                    changeset.is_some().then(|| crate::wallet::summary(&w, now)),
                 )
             };
-            let now = crate::clock::now();
+            let tx_cache = self.tx_cache_changes(&seen, now);
             let mut updates = Vec::new();
             for (i, txs) in seen {
                 let Some(id) = self.watched.get(&i) else {
@@ -256,7 +325,7 @@ impl Processor {
                     updates.push((t.payment, t.events));
                 }
             }
-            if updates.is_empty() && changeset.is_none() {
+            if updates.is_empty() && changeset.is_none() && tx_cache.is_empty() {
                 return 0;
             }
             let changed = updates.len();
@@ -270,6 +339,8 @@ impl Processor {
             let batch = WriteBatch {
                 updates,
                 wallet: changeset.clone(),
+                tx_cache,
+                wallet_summary: summary,
                 ..Default::default()
             };
             match self.app.store.commit(batch).await {

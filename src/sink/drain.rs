@@ -13,9 +13,10 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{Target, error_text};
+use super::extra_rows::{TX_UPSERT_SQL, TxRow, WALLET_UPSERT_SQL, WalletParams};
 use super::row::{PaymentRow, UPSERT_SQL};
 use super::{SharedStatus, SinkError};
-use crate::store::{Store, WriteBatch};
+use crate::store::{Store, WalletSummary, WriteBatch};
 
 /// Outbox items per batch: one statement, one round trip, one commit.
 const BATCH: usize = 256;
@@ -38,6 +39,8 @@ pub(super) struct Drain {
     pub(super) manage_schema: bool,
     pub(super) status: SharedStatus,
     pub(super) cancel: CancellationToken,
+    /// The wallet summary last written, so an unchanged one is not resent every batch.
+    pub(super) last_wallet: std::sync::Mutex<Option<WalletSummary>>,
 }
 
 impl Drain {
@@ -134,6 +137,7 @@ impl Drain {
         }
         let mut seen = BTreeSet::new();
         let mut rows = Vec::new();
+        let mut txids = BTreeSet::new();
         for (_, item) in &items {
             if !seen.insert(item.payment_id.as_str()) {
                 continue;
@@ -141,8 +145,17 @@ impl Drain {
             // A payment the store no longer has (archived) has nothing left to mirror.
             if let Some(p) = self.store.payment(&item.payment_id)? {
                 rows.push(PaymentRow::from_payment(&p)?);
+                txids.extend(p.txids);
             }
         }
+        // The transactions the batch's payments name, as the processor cached them.
+        let mut tx_rows = Vec::new();
+        for txid in &txids {
+            if let Some(e) = self.store.cached_tx(txid)? {
+                tx_rows.push(TxRow::from(&e));
+            }
+        }
+        self.send_extras(client, &tx_rows).await?;
         if !rows.is_empty() {
             let json = serde_json::to_string(&rows).expect("rows serialize to JSON");
             let written = tokio::time::timeout(WRITE_TIMEOUT, client.execute(UPSERT_SQL, &[&json]))
@@ -170,6 +183,52 @@ impl Drain {
             s.last_delivery_at = Some(crate::clock::now());
         });
         Ok(n)
+    }
+
+    /// Upserts cached transactions and, when it changed, the wallet summary.
+    async fn send_extras(&self, client: &Client, tx_rows: &[TxRow]) -> Result<(), SinkError> {
+        let write_err = |e: tokio_postgres::Error| SinkError::Write {
+            detail: self.target.scrub(&error_text(&e)),
+            source: e,
+        };
+        let timeout = |_| SinkError::WriteTimeout {
+            secs: WRITE_TIMEOUT.as_secs(),
+        };
+        if !tx_rows.is_empty() {
+            let json = serde_json::to_string(tx_rows).expect("rows serialize to JSON");
+            tokio::time::timeout(WRITE_TIMEOUT, client.execute(TX_UPSERT_SQL, &[&json]))
+                .await
+                .map_err(timeout)?
+                .map_err(write_err)?;
+        }
+        let summary = self.store.wallet_summary()?;
+        let unchanged = |w: &WalletSummary| {
+            self.last_wallet.lock().expect("sink wallet lock").as_ref() == Some(w)
+        };
+        if let Some(w) = summary.filter(|w| !unchanged(w)) {
+            let p = WalletParams::from(&w);
+            tokio::time::timeout(
+                WRITE_TIMEOUT,
+                client.execute(
+                    WALLET_UPSERT_SQL,
+                    &[
+                        &p.descriptor_checksum,
+                        &p.change_descriptor_checksum,
+                        &p.network,
+                        &p.addresses_in_use,
+                        &p.confirmed_sat,
+                        &p.unconfirmed_sat,
+                        &p.tip_height,
+                        &p.updated_at,
+                    ],
+                ),
+            )
+            .await
+            .map_err(timeout)?
+            .map_err(write_err)?;
+            *self.last_wallet.lock().expect("sink wallet lock") = Some(w);
+        }
+        Ok(())
     }
 
     fn failed(&self, e: &SinkError, last_logged: &mut Option<String>) {

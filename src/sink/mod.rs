@@ -6,6 +6,7 @@
 
 mod conn;
 mod drain;
+mod extra_rows;
 pub mod row;
 pub mod schema;
 
@@ -307,6 +308,7 @@ async fn supervise(
             manage_schema,
             status: status.clone(),
             cancel: cancel.clone(),
+            last_wallet: std::sync::Mutex::new(None),
         };
         match tokio::spawn(drain.run()).await {
             Ok(()) => return,

@@ -150,6 +150,27 @@ pub struct TxCacheEntry {
     pub seen_at: u64,
 }
 
+/// The wallet's public facts, refreshed by the processor, mirrored to `bitcoin_wallets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletSummary {
+    /// Checksum of the receive descriptor (identifies the wallet without revealing keys).
+    pub descriptor_checksum: String,
+    /// Checksum of the change descriptor, if any.
+    pub change_descriptor_checksum: Option<String>,
+    /// Network name.
+    pub network: String,
+    /// Receive addresses handed out.
+    pub addresses_in_use: u32,
+    /// Confirmed balance.
+    pub confirmed_sat: u64,
+    /// Unconfirmed balance.
+    pub unconfirmed_sat: u64,
+    /// Wallet tip height.
+    pub tip_height: u32,
+    /// Unix seconds of the refresh.
+    pub updated_at: u64,
+}
+
 /// Filter and page of `list_payments`.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -392,6 +413,16 @@ impl Store {
             .take(n)
             .map(|r| decode("audit entry", r.db("read audit")?.1.value()))
             .collect()
+    }
+
+    /// The last wallet summary the processor stored.
+    pub fn wallet_summary(&self) -> Result<Option<WalletSummary>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(META).db("open meta")?;
+        t.get(writer::WALLET_SUMMARY_KEY)
+            .db("read meta")?
+            .map(|v| decode("wallet summary", v.value()))
+            .transpose()
     }
 
     /// A cached transaction.

@@ -13,7 +13,9 @@ use redb::{Database, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::tables::*;
-use super::{AuditEntry, DbResultExt, OutboxItem, StoreError, TxCacheEntry, decode, encode};
+use super::{
+    AuditEntry, DbResultExt, OutboxItem, StoreError, TxCacheEntry, WalletSummary, decode, encode,
+};
 use crate::payments::{Event, Payment, Status};
 
 /// Most batches merged into one transaction; bounds the latency of the first in line.
@@ -36,7 +38,12 @@ pub struct WriteBatch {
     pub outbox_done: Vec<u64>,
     /// Re-queue every payment for the sink (resync).
     pub requeue_all: bool,
+    /// A fresh summary of the wallet for the sink.
+    pub wallet_summary: Option<WalletSummary>,
 }
+
+/// META key of the wallet summary.
+pub(super) const WALLET_SUMMARY_KEY: &str = "wallet_summary";
 
 /// What a committed batch did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +266,12 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> 
         for (key, e) in (first..).zip(&b.audit) {
             t.insert(key, encode(e).as_slice()).db("write audit")?;
         }
+    }
+    if let Some(w) = &b.wallet_summary {
+        wtx.open_table(META)
+            .db("open meta")?
+            .insert(WALLET_SUMMARY_KEY, encode(w).as_slice())
+            .db("write meta")?;
     }
     if !b.outbox_done.is_empty() {
         let mut t = wtx.open_table(OUTBOX).db("open outbox")?;
