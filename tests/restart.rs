@@ -120,3 +120,28 @@ fn electrum_outage_is_caught_up_after_reconnect() {
     });
     assert!(s["electrum"]["reconnects"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn a_dead_primary_server_fails_over_to_the_next_one() {
+    let devnet = Devnet::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    let mut env = common::appliance::base_env(dir.path(), "127.0.0.1", 9, false);
+    env.push((
+        "SNAKKAZ_PAY_ELECTRUM_SERVERS".into(),
+        devnet.electrum_tcp_url(),
+    ));
+    let app = Appliance::start(dir.path(), env);
+    let s = app.wait_status(Duration::from_secs(20), "failover connection", |s| {
+        s["electrum"]["connected"] == true
+    });
+    assert_eq!(s["electrum"]["server"], devnet.electrum_tcp_url().as_str());
+    let p = app.create_payment(9_000, "failover", None);
+    devnet.pay(p["address"].as_str().unwrap(), 9_000);
+    app.wait_payment(
+        p["id"].as_str().unwrap(),
+        Duration::from_secs(3),
+        "seen via the failover server",
+        |v| status(v) == "unconfirmed",
+    );
+}
