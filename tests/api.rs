@@ -170,3 +170,24 @@ fn tls_with_the_ca_file_works_and_an_untrusted_certificate_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn disabled_payments_are_refused_but_the_appliance_still_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = base_env(dir.path(), "127.0.0.1", 9, false);
+    env.push(("ENABLE_ELECTRUM_PAYMENTS".into(), "false".into()));
+    let app = Appliance::start(dir.path(), env);
+    let (code, v) = app.post(
+        "/api/payments",
+        &json!({"amount_sat": 1000, "reference": "x"}),
+    );
+    assert_eq!((code, err_code(&v)), (503, "disabled"), "{v}");
+    let (code, s) = app.get("/api/status");
+    assert_eq!(code, 200);
+    assert_eq!(s["payments_enabled"], false);
+    assert_eq!(s["electrum"]["connected"], false);
+    assert!(
+        !s["problems"].to_string().contains("Electrum"),
+        "no Electrum problem when payments are off: {s}"
+    );
+}
