@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod metrics;
 pub mod monitoring;
+pub mod net;
 pub mod payments;
 pub mod secret;
 pub mod sink;

@@ -8,26 +8,13 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::appliance::{Appliance, base_env, http};
+use common::appliance::{Appliance, http};
 use common::devnet::Devnet;
 use common::wait_until;
 use serde_json::Value;
 
 fn start(extra: &[(&str, &str)]) -> (Devnet, tempfile::TempDir, Appliance) {
-    let devnet = Devnet::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = base_env(
-        dir.path(),
-        devnet.electrum_host(),
-        devnet.electrum_tcp_port(),
-        false,
-    );
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let app = Appliance::start(dir.path(), env);
-    app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
-        s["electrum"]["connected"] == true
-    });
-    (devnet, dir, app)
+    Appliance::on_fresh_devnet_with(extra)
 }
 
 /// One scrape as raw text and as `name{labels}` → value.

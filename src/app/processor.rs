@@ -246,9 +246,10 @@ impl Processor {
         seen: &BTreeMap<u32, Vec<crate::payments::SeenTx>>,
         now: u64,
     ) -> Vec<TxCacheEntry> {
-        let mut out: Vec<TxCacheEntry> = Vec::new();
+        // txid → (entry as seen now, entry as cached): the cache is read once per txid.
+        let mut out: BTreeMap<&str, (TxCacheEntry, Option<TxCacheEntry>)> = BTreeMap::new();
         for tx in seen.values().flatten() {
-            if let Some(e) = out.iter_mut().find(|e| e.txid == tx.txid) {
+            if let Some((e, _)) = out.get_mut(tx.txid.as_str()) {
                 // One transaction may pay several payments' addresses.
                 e.received_sat = e.received_sat.saturating_add(tx.value_sat);
                 continue;
@@ -260,23 +261,23 @@ impl Processor {
                     None
                 }
             };
-            out.push(TxCacheEntry {
+            let entry = TxCacheEntry {
                 txid: tx.txid.clone(),
                 height: tx.height,
                 fee_sat: cached.as_ref().and_then(|c| c.fee_sat),
                 received_sat: tx.value_sat,
                 seen_at: cached.as_ref().map_or(now, |c| c.seen_at),
-            });
+            };
+            out.insert(&tx.txid, (entry, cached));
         }
-        out.retain(|e| {
-            self.app
-                .store
-                .cached_tx(&e.txid)
-                .ok()
-                .flatten()
-                .is_none_or(|c| c.height != e.height || c.received_sat != e.received_sat)
-        });
-        out
+        out.into_values()
+            .filter(|(e, cached)| {
+                cached
+                    .as_ref()
+                    .is_none_or(|c| c.height != e.height || c.received_sat != e.received_sat)
+            })
+            .map(|(e, _)| e)
+            .collect()
     }
 
     /// Runs the lifecycle over these receive indices and commits the changes together with

@@ -12,8 +12,7 @@ use std::time::Duration;
 use bdk_electrum::BdkElectrumClient;
 use bdk_electrum::electrum_client::{ElectrumApi, raw_client::RawClient};
 use rustls::pki_types::ServerName;
-use rustls::pki_types::pem::PemObject;
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::{ChainError, Server};
 
@@ -65,45 +64,15 @@ pub struct Conn {
 
 /// Builds the TLS trust store: the operator's CA file if given, else the system roots.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ChainError> {
-    let mut roots = RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| ChainError::CaFile {
-                path: path.to_owned(),
-                detail: e.to_string(),
-            })?;
-            let mut n = 0;
-            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| ChainError::CaFile {
-                    path: path.to_owned(),
-                    detail: e.to_string(),
-                })?;
-                roots.add(cert).map_err(|e| ChainError::CaFile {
-                    path: path.to_owned(),
-                    detail: e.to_string(),
-                })?;
-                n += 1;
-            }
-            if n == 0 {
-                return Err(ChainError::CaFile {
-                    path: path.to_owned(),
-                    detail: "no PEM certificate found".into(),
-                });
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                // Skip individual unparsable system certificates rather than fail.
-                let _skipped_if_unparsable = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(ChainError::CaFile {
-                    path: "system trust store".into(),
-                    detail: "no usable root certificates; install ca-certificates or set SNAKKAZ_PAY_ELECTRUM_CA_FILE".into(),
-                });
-            }
-        }
+    let roots = crate::net::trust_anchors(ca_file).map_err(|e| ChainError::CaFile {
+        path: e.path,
+        detail: e.detail,
+    })?;
+    if roots.is_empty() {
+        return Err(ChainError::CaFile {
+            path: "system trust store".into(),
+            detail: "no usable root certificates; install ca-certificates or set SNAKKAZ_PAY_ELECTRUM_CA_FILE".into(),
+        });
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)

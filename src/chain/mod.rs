@@ -576,14 +576,7 @@ impl Worker {
 
 /// Backoff with ±50 % jitter so that many appliances do not reconnect in step.
 fn jitter(d: Duration) -> Duration {
-    let mut b = [0u8; 2];
-    let r = if getrandom::fill(&mut b).is_ok() {
-        u16::from_le_bytes(b)
-    } else {
-        u16::MAX / 2
-    };
-    let factor_permille = 500 + u64::from(r) * 1000 / u64::from(u16::MAX);
-    Duration::from_millis(d.as_millis() as u64 * factor_permille / 1000)
+    crate::net::jitter(d, 500, 1500)
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use std::time::Duration;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -281,28 +280,10 @@ fn tls_config(mode: TlsMode, ca_file: Option<&Path>) -> Result<ClientConfig, Sin
 }
 
 fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, SinkError> {
-    let mut roots = RootCertStore::empty();
-    let Some(path) = ca_file else {
-        for cert in rustls_native_certs::load_native_certs().certs {
-            // One unparsable system certificate must not disable all the others.
-            let _skipped_if_unparsable = roots.add(cert);
-        }
-        return Ok(roots);
-    };
-    let ca_err = |detail: String| SinkError::CaFile {
-        path: path.to_owned(),
-        detail,
-    };
-    let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots
-            .add(cert.map_err(|e| ca_err(e.to_string()))?)
-            .map_err(|e| ca_err(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(ca_err("no PEM certificate found".into()));
-    }
-    Ok(roots)
+    crate::net::trust_anchors(ca_file).map_err(|e| SinkError::CaFile {
+        path: e.path,
+        detail: e.detail,
+    })
 }
 
 /// `sslmode=require`: encrypt, accept any certificate, but still check that the server

@@ -259,12 +259,7 @@ impl Drain {
 /// A delay between half of `d` and `d`, so appliances that lost Postgres together do
 /// not retry in lockstep.
 fn jitter(d: Duration) -> Duration {
-    let mut b = [0u8; 4];
-    if getrandom::fill(&mut b).is_err() {
-        return d;
-    }
-    let half = d.as_millis() as u64 / 2;
-    Duration::from_millis(half + u64::from(u32::from_le_bytes(b)) % (half + 1))
+    crate::net::jitter(d, 500, 1000)
 }
 
 #[cfg(test)]

@@ -315,14 +315,20 @@ impl Appliance {
 
     /// Starts a fresh devnet and a daemon connected to it over TCP, waiting for the session.
     pub fn on_fresh_devnet() -> (Devnet, tempfile::TempDir, Appliance) {
+        Appliance::on_fresh_devnet_with(&[])
+    }
+
+    /// `on_fresh_devnet` with extra environment for the daemon.
+    pub fn on_fresh_devnet_with(extra: &[(&str, &str)]) -> (Devnet, tempfile::TempDir, Appliance) {
         let devnet = Devnet::start();
         let dir = tempfile::tempdir().expect("tempdir");
-        let env = base_env(
+        let mut env = base_env(
             dir.path(),
             devnet.electrum_host(),
             devnet.electrum_tcp_port(),
             false,
         );
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let app = Appliance::start(dir.path(), env);
         app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
             s["electrum"]["connected"] == true
