@@ -19,6 +19,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use devnet::client::RpcClient;
+pub use devnet::electrumx::CostLimits;
 use devnet::electrumx::{self, ElectrumX, Ports};
 use devnet::http::RpcServer;
 use devnet::node::Node;
@@ -79,10 +80,16 @@ impl Devnet {
     /// SSL) in front of it, and returns once ElectrumX serves the tip. Panics, with
     /// the tail of ElectrumX's log, when anything fails.
     pub fn start() -> Devnet {
-        Self::try_start().unwrap_or_else(|e| panic!("devnet failed to start: {e}"))
+        Self::start_with(CostLimits::Default)
     }
 
-    fn try_start() -> Result<Devnet, error::Error> {
+    /// As [`Devnet::start`], with ElectrumX's session cost limits set explicitly. Every
+    /// test runs against ElectrumX's defaults unless it says why it needs otherwise.
+    pub fn start_with(cost_limits: CostLimits) -> Devnet {
+        Self::try_start(cost_limits).unwrap_or_else(|e| panic!("devnet failed to start: {e}"))
+    }
+
+    fn try_start(cost_limits: CostLimits) -> Result<Devnet, error::Error> {
         ensure_venv();
         let dir = tempfile::Builder::new()
             .prefix("devnet-")
@@ -101,6 +108,7 @@ impl Devnet {
             ssl_port: 0,
             realistic: false,
             watch_parent: true,
+            cost_limits,
         };
         let ex = ElectrumX::spawn(&config, START_TIMEOUT)?;
         let ports = ex.ports;

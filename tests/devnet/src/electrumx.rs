@@ -36,6 +36,27 @@ pub struct Config {
     pub realistic: bool,
     /// Exit when the spawning process dies (tests); off for `scripts/devnet up`.
     pub watch_parent: bool,
+    /// ElectrumX's session cost limits. `Default` keeps ElectrumX's own defaults, as
+    /// public and most private servers run; `Unlimited` turns throttling off and must be
+    /// asked for explicitly by a test that says why.
+    pub cost_limits: CostLimits,
+}
+
+/// ElectrumX's per-session resource limits (`COST_SOFT_LIMIT`, `COST_HARD_LIMIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CostLimits {
+    /// ElectrumX 2.0's defaults (soft 1,000, hard 10,000): what real servers run.
+    #[default]
+    Default,
+    /// No throttling, no disconnection for cost (`0`/`0`).
+    Unlimited,
+    /// Explicit soft and hard limits.
+    Custom {
+        /// `COST_SOFT_LIMIT`.
+        soft: u32,
+        /// `COST_HARD_LIMIT`.
+        hard: u32,
+    },
 }
 
 impl Config {
@@ -122,9 +143,6 @@ impl ElectrumX {
             .env("SERVICES", services(cfg.tcp_port, cfg.ssl_port))
             .env("SSL_CERTFILE", &cfg.certs.cert)
             .env("SSL_KEYFILE", &cfg.certs.key)
-            // Tests hammer one server from one address: no cost throttling.
-            .env("COST_SOFT_LIMIT", "0")
-            .env("COST_HARD_LIMIT", "0")
             .env("PEER_DISCOVERY", "off")
             .env("PEER_ANNOUNCE", "")
             .env("ALLOW_ROOT", "1")
@@ -134,6 +152,18 @@ impl ElectrumX {
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
+        match cfg.cost_limits {
+            CostLimits::Default => {
+                cmd.env_remove("COST_SOFT_LIMIT").env_remove("COST_HARD_LIMIT");
+            }
+            CostLimits::Unlimited => {
+                cmd.env("COST_SOFT_LIMIT", "0").env("COST_HARD_LIMIT", "0");
+            }
+            CostLimits::Custom { soft, hard } => {
+                cmd.env("COST_SOFT_LIMIT", soft.to_string())
+                    .env("COST_HARD_LIMIT", hard.to_string());
+            }
+        }
         if !cfg.realistic {
             cmd.env("DAEMON_POLL_INTERVAL_BLOCKS", "100")
                 .env("DAEMON_POLL_INTERVAL_MEMPOOL", "100")

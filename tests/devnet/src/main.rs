@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 
 const USAGE: &str = "usage: devnet COMMAND --dir DIR [ARGS]
   serve                         run the node (writes DIR/devnet.url)
-  up --venv VENV [--realistic]  start devnet + ElectrumX in the background
+  up --venv VENV [--realistic] [--unlimited]
+                                start devnet + ElectrumX in the background
+                                (--unlimited: ElectrumX without session cost limits)
   pay ADDRESS SATS | mine N | reorg DEPTH [--drop TXID]... | replace TXID [ADDRESS]
   fee SAT_PER_VB | status | down";
 
@@ -22,6 +24,7 @@ struct Args {
     dir: PathBuf,
     venv: Option<PathBuf>,
     realistic: bool,
+    unlimited: bool,
     drop: Vec<String>,
     rest: Vec<String>,
 }
@@ -34,6 +37,7 @@ fn parse_args() -> Result<Args, Error> {
         dir: PathBuf::from(std::env::var("DEVNET_DIR").unwrap_or_else(|_| "target/devnet".into())),
         venv: None,
         realistic: false,
+        unlimited: false,
         drop: Vec::new(),
         rest: Vec::new(),
     };
@@ -47,6 +51,7 @@ fn parse_args() -> Result<Args, Error> {
             "--venv" => args.venv = Some(PathBuf::from(value("--venv")?)),
             "--drop" => args.drop.push(value("--drop")?),
             "--realistic" => args.realistic = true,
+            "--unlimited" => args.unlimited = true,
             flag if flag.starts_with("--") => {
                 return Err(Error::Usage(format!("unknown option {flag}\n{USAGE}")));
             }
@@ -94,7 +99,7 @@ fn run() -> Result<(), Error> {
                 .venv
                 .clone()
                 .ok_or_else(|| Error::Usage("up needs --venv VENV".into()))?;
-            print!("{}", stack::up(&dir, &venv, args.realistic)?);
+            print!("{}", stack::up(&dir, &venv, args.realistic, args.unlimited)?);
         }
         "down" => {
             for p in stack::down(&dir)? {

@@ -105,8 +105,13 @@ fn read_pids(dir: &StateDir) -> Vec<(String, u32)> {
 
 /// Starts the devnet and ElectrumX in the background; returns the env lines.
 /// On failure, stops whatever it had started.
-pub fn up(dir: &StateDir, venv: &Path, realistic: bool) -> Result<String, Error> {
-    let result = start(dir, venv, realistic);
+pub fn up(
+    dir: &StateDir,
+    venv: &Path,
+    realistic: bool,
+    unlimited: bool,
+) -> Result<String, Error> {
+    let result = start(dir, venv, realistic, unlimited);
     if result.is_err() && !matches!(result, Err(Error::Usage(_))) {
         // Best effort: the error being reported matters more than a cleanup failure.
         let _ = down(dir);
@@ -114,7 +119,12 @@ pub fn up(dir: &StateDir, venv: &Path, realistic: bool) -> Result<String, Error>
     result
 }
 
-fn start(dir: &StateDir, venv: &Path, realistic: bool) -> Result<String, Error> {
+fn start(
+    dir: &StateDir,
+    venv: &Path,
+    realistic: bool,
+    unlimited: bool,
+) -> Result<String, Error> {
     fs::create_dir_all(&dir.0).map_err(Error::io(format!("create {}", dir.0.display())))?;
     // The env file's paths must work from any directory.
     let dir = &StateDir(
@@ -188,6 +198,11 @@ fn start(dir: &StateDir, venv: &Path, realistic: bool) -> Result<String, Error> 
         ssl_port: 0,
         realistic,
         watch_parent: false,
+        cost_limits: if unlimited {
+            electrumx::CostLimits::Unlimited
+        } else {
+            electrumx::CostLimits::Default
+        },
     };
     let ex = ElectrumX::spawn(&cfg, START_TIMEOUT)?;
     let ports = ex.ports;
