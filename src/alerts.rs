@@ -230,8 +230,13 @@ struct TrackerState {
 }
 
 impl Tracker {
-    /// Notes a processor tick: Electrum's state now, and a sample when one is due.
-    /// `sample` is only called when a sample is due (it reads the whole store).
+    /// Notes that the payment processor is alive and making progress.
+    pub fn heartbeat(&self, now: u64) {
+        self.inner.lock().expect("alert tracker lock").last_tick = Some(now);
+    }
+
+    /// Notes Electrum's state now, and a sample when one is due (`sample` is only called
+    /// then).
     pub fn tick(
         &self,
         now: u64,
@@ -241,7 +246,6 @@ impl Tracker {
     ) {
         let due = {
             let mut st = self.inner.lock().expect("alert tracker lock");
-            st.last_tick = Some(now);
             if connected {
                 st.down_since = None;
             } else if st.down_since.is_none() {
@@ -307,15 +311,10 @@ fn sample_of(s: &StatusReport, flagged: u64, at: u64) -> Sample {
 }
 
 fn flagged_payments(app: &App) -> Result<u64, crate::store::StoreError> {
-    Ok(app
-        .store
-        .all_payments()?
-        .iter()
-        .filter(|p| !p.flags.names().is_empty())
-        .count() as u64)
+    Ok(app.store.flag_counts()?.flagged)
 }
 
-/// The processor's per-second hook: feeds the tracker.
+/// The alert sampler's hook (its own task, every few seconds): feeds the tracker.
 pub fn tick(app: &App, now: u64) {
     let status = match app.status() {
         Ok(s) => s,
@@ -353,12 +352,9 @@ pub struct Assessment {
 pub fn assess(app: &App) -> Assessment {
     let at = crate::clock::now();
     let status = app.status();
-    let (flags, flagged_now, flags_err) = match app.store.all_payments() {
-        Ok(ps) => (
-            flag_counts(&ps),
-            ps.iter().filter(|p| !p.flags.names().is_empty()).count() as u64,
-            None,
-        ),
+    // Maintained counters: no pass over the payments per page view or scrape.
+    let (flags, flagged_now, flags_err) = match app.store.flag_counts() {
+        Ok(c) => (c.by_flag.to_vec(), c.flagged, None),
         Err(e) => (Vec::new(), 0, Some(e.to_string())),
     };
     let (history, down, idle) = app.alert_tracker.snapshot(at);
@@ -531,6 +527,9 @@ mod tests {
         assert_eq!(calls, 20);
         let (h, down, idle) = t.snapshot(200);
         assert_eq!(h.first().map(|s| s.at), Some(120));
-        assert_eq!((down, idle), (Some(50), Some(1)));
+        // Sampling is not the processor: only its heartbeat counts as progress.
+        assert_eq!((down, idle), (Some(50), None));
+        t.heartbeat(199);
+        assert_eq!(t.snapshot(200).2, Some(1));
     }
 }

@@ -58,6 +58,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    // The appliance's own alerts are sampled off the payment path, every few seconds.
+    let sampler = tokio::spawn(alert_sampler(app.clone(), shutdown.child_token()));
     let web = tokio::spawn(crate::web::serve(
         listener,
         app.clone(),
@@ -97,6 +99,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::error!(error = %e, "HTTP server task failed");
     }
     app.stop_processor(PROCESSOR_STOP).await;
+    if tokio::time::timeout(SINK_STOP, sampler).await.is_err() {
+        tracing::warn!("alert sampler did not stop in time");
+    }
     if let Some(mut sink) = sink {
         // Cancelled with `shutdown` above; unsent changes stay in the outbox for next time.
         if tokio::time::timeout(SINK_STOP, &mut sink).await.is_err() {
@@ -106,6 +111,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the alert sampler looks at the appliance.
+const ALERT_SAMPLE: Duration = Duration::from_secs(5);
+
+async fn alert_sampler(app: Arc<App>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(ALERT_SAMPLE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                let app = app.clone();
+                // Store reads stay off the runtime's worker threads.
+                let sampled = tokio::task::spawn_blocking(move || {
+                    crate::alerts::tick(&app, crate::clock::now());
+                })
+                .await;
+                if let Err(e) = sampled {
+                    tracing::error!(error = %e, "alert sampling panicked");
+                }
+            }
+        }
+    }
 }
 
 fn alive(app: &Arc<App>) -> bool {

@@ -3,10 +3,11 @@
 //! It owns the store handle, the wallet and the payment processor task, and is the only
 //! place where a payment is created or acknowledged.
 
+mod health;
 mod processor;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -111,6 +112,20 @@ pub struct ElectrumReport {
     pub reconnects: u64,
     /// Duration of the last sync.
     pub last_sync_ms: Option<u64>,
+    /// Scripts subscribed on the current session.
+    pub subscriptions: u64,
+    /// Scripts watched (open payments, late windows, change).
+    pub watched: u64,
+    /// Watched scripts not yet subscribed, or whose change is not yet synced.
+    pub backlog: u64,
+    /// How long the backlog has been non-empty.
+    pub backlog_age_secs: Option<u64>,
+    /// Smoothed time per Electrum round trip.
+    pub request_ms: Option<u64>,
+    /// Estimated cost of the session on the server (ElectrumX units).
+    pub session_cost: u64,
+    /// Sessions that ended with an error in the last 10 minutes.
+    pub session_failures_10m: u64,
     /// Last error.
     pub last_error: Option<String>,
 }
@@ -144,8 +159,8 @@ pub(crate) enum ProcessorMsg {
     Watch {
         /// Receive index.
         index: u32,
-        /// Payment id.
-        id: String,
+        /// The payment as created.
+        payment: Payment,
     },
     /// Resync everything.
     SyncAll,
@@ -164,6 +179,10 @@ pub struct App {
     /// The database.
     pub store: Store,
     wallet: Arc<Mutex<Wallet>>,
+    /// The wallet's balance, kept per script and refreshed with each chain update.
+    balances: Arc<Mutex<crate::wallet::Balances>>,
+    /// The wallet's tip height, readable without the wallet lock.
+    tip: AtomicU32,
     chain_status: Arc<Mutex<ChainStatus>>,
     next_seq: AtomicU64,
     started: Instant,
@@ -192,10 +211,17 @@ impl App {
         )
         .context("loading the wallet")?;
         let next_seq = store.last_seq()? + 1;
+        // Without a sink nobody drains the outbox: do not fill it (the store remembers
+        // that it skipped, and a sink configured later starts with a full resync).
+        store.set_outbox(cfg.supabase_db_url_file.is_some());
+        let balances = crate::wallet::Balances::compute(&wallet);
+        let tip = crate::wallet::tip_height(&wallet);
         Ok(Arc::new(App {
             cfg: Arc::new(cfg),
             store,
             wallet: Arc::new(Mutex::new(wallet)),
+            balances: Arc::new(Mutex::new(balances)),
+            tip: AtomicU32::new(tip),
             chain_status: Arc::new(Mutex::new(ChainStatus::default())),
             next_seq: AtomicU64::new(next_seq),
             started: Instant::now(),
@@ -278,6 +304,7 @@ impl App {
             expires_at: now.saturating_add(expires_in),
             first_seen_at: None,
             confirmed_at: None,
+            covered_height: None,
             version: 1,
         };
         let event = lifecycle::created_event(&payment);
@@ -293,13 +320,28 @@ impl App {
             Outcome::Committed => {
                 self.tell_processor(ProcessorMsg::Watch {
                     index,
-                    id: payment.id.clone(),
+                    payment: payment.clone(),
                 })
                 .await;
                 Ok((payment, true))
             }
             Outcome::DuplicateReference(existing) => Ok((*existing, false)),
         }
+    }
+
+    /// The wallet's tip height.
+    pub fn tip(&self) -> u32 {
+        self.tip.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_tip(&self, tip: u32) {
+        self.tip.store(tip, Ordering::Relaxed);
+    }
+
+    /// A payment as read now: its confirmations derived from the current tip.
+    fn live(&self, mut p: Payment) -> Payment {
+        p.confirmations = p.confirmations_at(self.tip());
+        p
     }
 
     /// A payment and its history.
@@ -309,7 +351,7 @@ impl App {
             .payment(id)?
             .ok_or_else(|| AppError::NotFound(id.to_owned()))?;
         let events = self.store.events(p.seq)?;
-        Ok((p, events))
+        Ok((self.live(p), events))
     }
 
     /// A page of payments, newest first.
@@ -320,7 +362,8 @@ impl App {
                 message: format!("must be between 1 and {MAX_PAGE}"),
             });
         }
-        Ok(self.store.list_payments(q)?)
+        let (ps, next) = self.store.list_payments(q)?;
+        Ok((ps.into_iter().map(|p| self.live(p)).collect(), next))
     }
 
     /// Acknowledges a confirmed payment (idempotent for a completed one).
@@ -376,23 +419,23 @@ impl App {
     pub fn status(&self) -> Result<StatusReport, AppError> {
         let chain = self.chain_status.lock().expect("status lock").clone();
         let now = crate::clock::now();
-        let (balance, next_index, tip) = {
+        let next_index = {
             let w = self.wallet.lock().expect("wallet lock");
-            (
-                w.balance(),
-                w.next_derivation_index(bdk_wallet::KeychainKind::External),
-                crate::wallet::tip_height(&w),
-            )
+            w.next_derivation_index(bdk_wallet::KeychainKind::External)
+        };
+        let tip = self.tip();
+        let (confirmed_sat, unconfirmed_sat) = {
+            let b = self.balances.lock().expect("balances lock");
+            (b.confirmed(), b.unconfirmed())
         };
         let counts = self.store.status_counts()?;
         let (outbox_len, oldest) = self.store.outbox_stats()?;
-        let mut problems = Vec::new();
-        if self.cfg.enabled && !chain.connected {
-            problems.push(match &chain.last_error {
-                Some(e) => format!("Electrum connection lost: {e}"),
-                None => "Electrum not connected yet".to_owned(),
-            });
-        }
+        let mut problems = health::detection_problems(
+            &chain,
+            self.cfg.enabled,
+            now,
+            self.cfg.detection_backlog_alert.as_secs(),
+        );
         let (sink, sink_problem) = self
             .sink_status
             .report(outbox_len, oldest.map(|t| now.saturating_sub(t)));
@@ -414,11 +457,18 @@ impl App {
                     .map(|t| now.saturating_sub(t)),
                 reconnects: chain.reconnects,
                 last_sync_ms: chain.last_sync_ms,
+                subscriptions: chain.subscriptions,
+                watched: chain.watched,
+                backlog: chain.backlog,
+                backlog_age_secs: chain.backlog_since.map(|t| now.saturating_sub(t)),
+                request_ms: chain.request_ms,
+                session_cost: chain.session_cost,
+                session_failures_10m: chain.recent_failures.len() as u64,
                 last_error: chain.last_error,
             },
             wallet: WalletReport {
-                confirmed_sat: balance.confirmed.to_sat(),
-                unconfirmed_sat: (balance.trusted_pending + balance.untrusted_pending).to_sat(),
+                confirmed_sat,
+                unconfirmed_sat,
                 addresses_in_use: next_index,
                 tip_height: tip,
             },

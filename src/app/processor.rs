@@ -1,20 +1,37 @@
 //! The payment processor: applies chain updates to the wallet, runs the lifecycle over the
-//! payments they touch, expires payments on time, and commits all of it atomically.
+//! payments they touch, expires payments on fresh data, and commits all of it atomically.
+//!
+//! Its work follows change: an update touches the payments of the scripts it synced; a new
+//! block touches only payments whose state depends on depth (unconfirmed, or confirmed
+//! awaiting auto-completion); expiries come from a deadline queue. Nothing here reads every
+//! payment or walks the wallet's whole history.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bdk_wallet::KeychainKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{App, CONFLICT_RETRIES, ProcessorMsg};
-use crate::chain::{ChainCommand, ChainEvent, ChainHandle, ChainSettings, Server};
+use crate::chain::{ChainCommand, ChainEvent, ChainHandle, ChainSettings, Key, Server, Watched};
 use crate::payments::{Observation, Payment, Status, lifecycle};
 use crate::store::{StoreError, TxCacheEntry, WriteBatch};
 
-/// How often expiries and the late-payment window are checked.
+/// How often deadlines (expiry, end of the late-payment window) are looked at.
 const TICK: Duration = Duration::from_secs(1);
+/// The chain thread gets this long to stop; a network call in flight is abandoned.
+const CHAIN_STOP: Duration = Duration::from_secs(3);
+/// An expiry check that got no fresh data is asked for again after this long.
+const EXPIRY_RECHECK: Duration = Duration::from_secs(30);
+
+/// What the processor remembers of a watched payment.
+#[derive(Debug, Clone)]
+struct Tracked {
+    id: String,
+    expires_at: u64,
+}
 
 /// Spawns the processor task.
 pub(super) fn spawn(
@@ -25,18 +42,32 @@ pub(super) fn spawn(
     let mut p = Processor {
         app: app.clone(),
         watched: BTreeMap::new(),
+        expiries: BTreeSet::new(),
+        unwatch_at: BTreeSet::new(),
+        depth: BTreeSet::new(),
+        expiry_asked: BTreeMap::new(),
+        unsaved: None,
+        chain: None,
     };
-    p.load_watched()?;
+    let now = crate::clock::now();
+    let mut unwatch = Vec::new();
+    for (i, payment) in app.store.watched_payments()? {
+        if p.should_watch(&payment, now) {
+            p.track(i, &payment);
+        } else {
+            unwatch.push(i);
+        }
+    }
+    if !unwatch.is_empty() {
+        app.store.commit_blocking(WriteBatch {
+            unwatch,
+            ..Default::default()
+        })?;
+    }
     let (ev_tx, ev_rx) = mpsc::channel(64);
-    let chain = if app.cfg.enabled && !app.cfg.servers.is_empty() {
-        let spks = {
-            let w = app.wallet.lock().expect("wallet lock");
-            p.watched
-                .keys()
-                .map(|&i| (i, crate::wallet::receive_spk(&w, i)))
-                .collect()
-        };
-        Some(ChainHandle::spawn(
+    if app.cfg.enabled && !app.cfg.servers.is_empty() {
+        let watched = p.chain_watch_list()?;
+        p.chain = Some(ChainHandle::spawn(
             ChainSettings {
                 servers: app
                     .cfg
@@ -51,80 +82,154 @@ pub(super) fn spawn(
                 ca_file: app.cfg.ca_file.clone(),
                 timeout: app.cfg.electrum_timeout,
                 check_interval: app.cfg.check_interval,
+                cost_budget: app.cfg.electrum_cost_budget,
             },
             app.wallet.clone(),
-            spks,
+            watched,
             app.chain_status.clone(),
             ev_tx,
-        )?)
-    } else {
-        None
-    };
-    Ok(tokio::spawn(p.run(chain, rx, ev_rx, cancel)))
+        )?);
+    }
+    Ok(tokio::spawn(p.run(rx, ev_rx, cancel)))
 }
 
 struct Processor {
     app: Arc<App>,
-    /// Receive index → payment id, for every payment whose address is watched.
-    watched: BTreeMap<u32, String>,
+    /// Receive index → the payment whose address it is.
+    watched: BTreeMap<u32, Tracked>,
+    /// (expires_at, index) of pending payments.
+    expiries: BTreeSet<(u64, u32)>,
+    /// (end of late window, index) of closed payments still watched.
+    unwatch_at: BTreeSet<(u64, u32)>,
+    /// Indices whose payments change with depth alone.
+    depth: BTreeSet<u32>,
+    /// Expiry checks asked of the chain thread and when.
+    expiry_asked: BTreeMap<u32, Instant>,
+    /// Wallet changes applied in memory but not yet committed: merged into the next
+    /// commit until one succeeds, so the store never loses what the wallet holds.
+    unsaved: Option<bdk_wallet::ChangeSet>,
+    chain: Option<ChainHandle>,
 }
 
 impl Processor {
-    fn load_watched(&mut self) -> Result<(), StoreError> {
-        let now = crate::clock::now();
-        for p in self.app.store.all_payments()? {
-            if self.should_watch(&p, now) {
-                self.watched.insert(p.derivation_index, p.id);
-            }
-        }
-        Ok(())
-    }
-
     /// Open payments, and closed ones still inside the late-payment window.
     fn should_watch(&self, p: &Payment, now: u64) -> bool {
         match p.status {
             Status::Pending | Status::Unconfirmed | Status::Confirmed => true,
-            Status::Completed | Status::Expired | Status::Underpaid => {
-                now < p
-                    .expires_at
-                    .saturating_add(self.app.cfg.late_payment_window.as_secs())
+            Status::Completed | Status::Expired | Status::Underpaid => now < self.watch_end(p),
+        }
+    }
+
+    fn watch_end(&self, p: &Payment) -> u64 {
+        p.expires_at
+            .saturating_add(self.app.cfg.late_payment_window.as_secs())
+    }
+
+    /// Files a payment under the queues its status calls for.
+    fn track(&mut self, i: u32, p: &Payment) {
+        self.untrack_queues(i);
+        match p.status {
+            Status::Pending => {
+                self.expiries.insert((p.expires_at, i));
             }
+            Status::Unconfirmed => {
+                self.depth.insert(i);
+            }
+            Status::Confirmed => {
+                if self.app.cfg.auto_complete_depth.is_some() {
+                    self.depth.insert(i);
+                }
+            }
+            Status::Completed | Status::Expired | Status::Underpaid => {
+                self.unwatch_at.insert((self.watch_end(p), i));
+            }
+        }
+        self.watched.insert(
+            i,
+            Tracked {
+                id: p.id.clone(),
+                expires_at: p.expires_at,
+            },
+        );
+    }
+
+    fn untrack_queues(&mut self, i: u32) {
+        if let Some(t) = self.watched.get(&i) {
+            self.expiries.remove(&(t.expires_at, i));
+            let end = t
+                .expires_at
+                .saturating_add(self.app.cfg.late_payment_window.as_secs());
+            self.unwatch_at.remove(&(end, i));
+        }
+        self.depth.remove(&i);
+        self.expiry_asked.remove(&i);
+    }
+
+    /// Every script the chain thread should watch, with its stored status.
+    fn chain_watch_list(&self) -> Result<BTreeMap<Key, Watched>, StoreError> {
+        let w = self.app.wallet.lock().expect("wallet lock");
+        let mut keys: Vec<Key> = self
+            .watched
+            .keys()
+            .map(|&i| (KeychainKind::External, i))
+            .collect();
+        // Change comes back to the wallet: watch every revealed change script, so a spend
+        // shows in the balance when it happens.
+        keys.extend(
+            w.spk_index()
+                .revealed_keychain_spks(KeychainKind::Internal)
+                .map(|(i, _)| (KeychainKind::Internal, i)),
+        );
+        let stored = self.app.store.script_statuses(keys.iter().map(|k| store_key(*k)))?;
+        Ok(keys
+            .into_iter()
+            .map(|k| {
+                (
+                    k,
+                    Watched {
+                        spk: crate::wallet::spk(&w, k),
+                        status: stored.get(&store_key(k)).cloned().flatten(),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    fn send(&self, cmd: ChainCommand) {
+        if let Some(c) = &self.chain
+            && !c.send(cmd)
+        {
+            tracing::error!("the chain thread has stopped; payments are not being watched");
         }
     }
 
     async fn run(
         mut self,
-        chain: Option<ChainHandle>,
         mut rx: mpsc::UnboundedReceiver<ProcessorMsg>,
         mut events: mpsc::Receiver<ChainEvent>,
         cancel: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let has_chain = self.chain.is_some();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 msg = rx.recv() => match msg {
-                    Some(ProcessorMsg::Watch { index, id }) => {
-                        if let Some(c) = &chain {
-                            let spk = {
-                                let w = self.app.wallet.lock().expect("wallet lock");
-                                crate::wallet::receive_spk(&w, index)
-                            };
-                            c.send(ChainCommand::Watch(index, spk));
-                        }
-                        self.watched.insert(index, id);
+                    Some(ProcessorMsg::Watch { index, payment }) => {
+                        let spk = {
+                            let w = self.app.wallet.lock().expect("wallet lock");
+                            crate::wallet::spk(&w, (KeychainKind::External, index))
+                        };
+                        self.send(ChainCommand::Watch((KeychainKind::External, index), spk));
+                        self.track(index, &payment);
                     }
-                    Some(ProcessorMsg::SyncAll) => {
-                        if let Some(c) = &chain {
-                            c.send(ChainCommand::SyncAll);
-                        }
-                    }
+                    Some(ProcessorMsg::SyncAll) => self.send(ChainCommand::SyncAll),
                     None => break,
                 },
-                ev = events.recv(), if chain.is_some() => match ev {
-                    Some(ChainEvent::Update { update, indices, notified_at, tip }) => {
-                        self.on_update(*update, indices, notified_at, tip.is_some()).await;
+                ev = events.recv(), if has_chain => match ev {
+                    Some(ChainEvent::Update { update, statuses, notified_at, tip, fetched_at }) => {
+                        self.on_update(*update, statuses, notified_at, tip.is_some(), fetched_at).await;
                     }
                     Some(ChainEvent::Connected { .. }) | Some(ChainEvent::Disconnected { .. }) => {}
                     None => {
@@ -132,12 +237,14 @@ impl Processor {
                         break;
                     }
                 },
-                _ = tick.tick() => self.on_tick(&chain).await,
+                _ = tick.tick() => self.on_tick().await,
             }
+            self.app.alert_tracker.heartbeat(crate::clock::now());
         }
-        if let Some(c) = chain {
-            // The chain thread blocks on network I/O with a timeout; join it off the runtime.
-            let joined = tokio::task::spawn_blocking(move || c.shutdown()).await;
+        if let Some(c) = self.chain.take() {
+            // The chain thread blocks on network I/O with a timeout; wait off the runtime,
+            // and not for longer than the shutdown allows.
+            let joined = tokio::task::spawn_blocking(move || c.shutdown(CHAIN_STOP)).await;
             if joined.is_err() {
                 tracing::error!("chain thread shutdown panicked");
             }
@@ -147,27 +254,49 @@ impl Processor {
     async fn on_update(
         &mut self,
         update: bdk_wallet::Update,
-        indices: BTreeSet<u32>,
+        statuses: Vec<(Key, Option<String>)>,
         notified_at: Option<Instant>,
         tip_moved: bool,
+        fetched_at: u64,
     ) {
-        let changeset = {
+        let keys: Vec<Key> = statuses.iter().map(|(k, _)| *k).collect();
+        let (changeset, tip) = {
             let mut w = self.app.wallet.lock().expect("wallet lock");
             if let Err(e) = w.apply_update(update) {
-                tracing::warn!(error = %e, "chain update does not connect to the wallet's chain; waiting for the next sync");
+                tracing::warn!(error = %e, "chain update does not connect to the wallet's chain; asking again");
+                drop(w);
+                if !keys.is_empty() {
+                    self.send(ChainCommand::Refresh(keys));
+                }
                 return;
             }
-            w.take_staged()
+            let cs = w.take_staged();
+            self.app
+                .balances
+                .lock()
+                .expect("balances lock")
+                .refresh(&w, keys.iter().copied());
+            (cs, crate::wallet::tip_height(&w))
         };
-        // A new block changes every open payment's depth, not only the notified ones.
-        let mut eval: BTreeSet<u32> = indices
-            .into_iter()
+        self.app.set_tip(tip);
+        crate::wallet::merge_into(&mut self.unsaved, changeset);
+        let mut eval: BTreeSet<u32> = keys
+            .iter()
+            .filter(|(k, _)| *k == KeychainKind::External)
+            .map(|(_, i)| *i)
             .filter(|i| self.watched.contains_key(i))
             .collect();
         if tip_moved {
-            eval.extend(self.watched.keys().copied());
+            eval.extend(self.depth.iter().copied());
         }
-        let changed = self.evaluate(eval, changeset).await;
+        for i in &eval {
+            self.expiry_asked.remove(i);
+        }
+        let statuses = statuses
+            .into_iter()
+            .map(|(k, s)| (store_key(k), s))
+            .collect();
+        let changed = self.evaluate(eval, statuses, fetched_at, keys).await;
         if let Some(at) = notified_at {
             tracing::debug!(
                 ms = at.elapsed().as_millis() as u64,
@@ -183,60 +312,76 @@ impl Processor {
     }
 
     /// Stores a fresh wallet summary when payments were created since the last one.
-    async fn refresh_summary_if_addresses_moved(&self) {
+    fn summary_if_addresses_moved(&self) -> Option<crate::store::WalletSummary> {
         let stored = match self.app.store.wallet_summary() {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the wallet summary");
-                return;
+                return None;
             }
         };
-        let summary = {
-            let w = self.app.wallet.lock().expect("wallet lock");
-            let in_use = w.next_derivation_index(bdk_wallet::KeychainKind::External);
-            if stored.is_some_and(|s| s.addresses_in_use == in_use) {
-                return;
-            }
-            crate::wallet::summary(&w, crate::clock::now())
-        };
-        let batch = WriteBatch {
-            wallet_summary: Some(summary),
-            ..Default::default()
-        };
-        if let Err(e) = self.app.store.commit(batch).await {
-            tracing::warn!(error = %e, "storing the wallet summary");
+        let w = self.app.wallet.lock().expect("wallet lock");
+        let in_use = w.next_derivation_index(KeychainKind::External);
+        if stored.is_some_and(|s| s.addresses_in_use == in_use) {
+            return None;
         }
+        let b = self.app.balances.lock().expect("balances lock");
+        Some(crate::wallet::summary(&w, &b, crate::clock::now()))
     }
 
-    async fn on_tick(&mut self, chain: &Option<ChainHandle>) {
-        self.refresh_summary_if_addresses_moved().await;
+    async fn on_tick(&mut self) {
         let now = crate::clock::now();
-        crate::alerts::tick(&self.app, now);
-        let mut due = BTreeSet::new();
-        let mut drop = Vec::new();
-        for (&i, id) in &self.watched {
-            let p = match self.app.store.payment(id) {
-                Ok(Some(p)) => p,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading payment for expiry check");
-                    return;
-                }
-            };
-            if p.status == Status::Pending && now >= p.expires_at {
-                due.insert(i);
-            } else if !self.should_watch(&p, now) {
-                drop.push(i);
-            }
-        }
-        for i in drop {
-            self.watched.remove(&i);
-            if let Some(c) = chain {
-                c.send(ChainCommand::Unwatch(i));
-            }
-        }
+        // Expiry only on fresh data: ask the chain thread for the script's current
+        // history; the payment expires when that answer (fetched after expiry) arrives.
+        let due: Vec<u32> = self
+            .expiries
+            .range(..=(now, u32::MAX))
+            .map(|&(_, i)| i)
+            .filter(|i| {
+                self.expiry_asked
+                    .get(i)
+                    .is_none_or(|at| at.elapsed() >= EXPIRY_RECHECK)
+            })
+            .collect();
         if !due.is_empty() {
-            self.evaluate(due, None).await;
+            if self.chain.is_some() {
+                for &i in &due {
+                    self.expiry_asked.insert(i, Instant::now());
+                }
+                self.send(ChainCommand::Refresh(
+                    due.iter().map(|&i| (KeychainKind::External, i)).collect(),
+                ));
+            } else {
+                // Payments disabled: no chain data can arrive, the clock alone decides.
+                self.evaluate(due.into_iter().collect(), Vec::new(), now, Vec::new())
+                    .await;
+            }
+        }
+        let ended: Vec<u32> = self
+            .unwatch_at
+            .range(..=(now, u32::MAX))
+            .map(|&(_, i)| i)
+            .collect();
+        if !ended.is_empty() {
+            for &i in &ended {
+                self.untrack_queues(i);
+                self.watched.remove(&i);
+                self.send(ChainCommand::Unwatch((KeychainKind::External, i)));
+            }
+            if let Err(e) = self.app.store.commit_blocking(WriteBatch {
+                unwatch: ended,
+                ..Default::default()
+            }) {
+                tracing::warn!(error = %e, "recording the end of late-payment windows; retried at next start");
+            }
+        }
+        if let Some(summary) = self.summary_if_addresses_moved()
+            && let Err(e) = self.app.store.commit_blocking(WriteBatch {
+                wallet_summary: Some(summary),
+                ..Default::default()
+            })
+        {
+            tracing::warn!(error = %e, "storing the wallet summary");
         }
     }
 
@@ -280,37 +425,45 @@ impl Processor {
             .collect()
     }
 
-    /// Runs the lifecycle over these receive indices and commits the changes together with
-    /// the wallet changeset, retrying when a concurrent acknowledgement won the race.
+    /// Runs the lifecycle over these receive indices with data fetched at `fetched_at`
+    /// and commits the changes together with the unsaved wallet changes and the synced
+    /// scripts' statuses, retrying when a concurrent acknowledgement won the race.
     /// Returns how many payments changed.
     async fn evaluate(
         &mut self,
         indices: BTreeSet<u32>,
-        changeset: Option<bdk_wallet::ChangeSet>,
+        statuses: Vec<(crate::store::ScriptKey, Option<String>)>,
+        fetched_at: u64,
+        synced: Vec<Key>,
     ) -> usize {
         let policy = self.app.cfg.policy();
         for attempt in 0..CONFLICT_RETRIES {
-            let now = crate::clock::now();
             let (seen, tip, summary) = {
                 let w = self.app.wallet.lock().expect("wallet lock");
+                let b = self.app.balances.lock().expect("balances lock");
                 (
                     crate::wallet::seen_txs(&w, &indices),
                     crate::wallet::tip_height(&w),
                     // Balances only move with chain data: refresh the summary with it.
-                    changeset.is_some().then(|| crate::wallet::summary(&w, now)),
+                    self.unsaved
+                        .is_some()
+                        .then(|| crate::wallet::summary(&w, &b, crate::clock::now())),
                 )
             };
+            // The clock of this evaluation is when its data was fetched: an expiry after
+            // that moment waits for data fetched after it.
+            let now = fetched_at.min(crate::clock::now());
             let tx_cache = self.tx_cache_changes(&seen, now);
             let mut updates = Vec::new();
             for (i, txs) in seen {
-                let Some(id) = self.watched.get(&i) else {
+                let Some(t) = self.watched.get(&i) else {
                     continue;
                 };
-                let p = match self.app.store.payment(id) {
+                let p = match self.app.store.payment(&t.id) {
                     Ok(Some(p)) => p,
                     Ok(None) => continue,
                     Err(e) => {
-                        tracing::error!(error = %e, payment = %id, "reading payment");
+                        tracing::error!(error = %e, payment = %t.id, "reading payment");
                         continue;
                     }
                 };
@@ -321,12 +474,17 @@ impl Processor {
                 };
                 if let Some(t) = lifecycle::evaluate(&p, &obs, &policy) {
                     for ev in &t.events {
-                        tracing::info!(payment = %p.id, from = ?ev.from, to = %ev.to, reason = %ev.reason, "payment changed");
+                        let from = ev.from.map_or("new", Status::as_str);
+                        tracing::info!(payment = %p.id, from, to = %ev.to, reason = %ev.reason, "payment changed");
                     }
                     updates.push((t.payment, t.events));
                 }
             }
-            if updates.is_empty() && changeset.is_none() && tx_cache.is_empty() {
+            if updates.is_empty()
+                && self.unsaved.is_none()
+                && tx_cache.is_empty()
+                && statuses.is_empty()
+            {
                 return 0;
             }
             let changed = updates.len();
@@ -337,15 +495,24 @@ impl Processor {
                 })
                 .filter_map(|(p, _)| Some(p.confirmed_at?.saturating_sub(p.first_seen_at?)))
                 .collect();
+            let new_states: Vec<(u32, Payment)> = updates
+                .iter()
+                .map(|(p, _)| (p.derivation_index, p.clone()))
+                .collect();
             let batch = WriteBatch {
                 updates,
-                wallet: changeset.clone(),
+                wallet: self.unsaved.clone(),
                 tx_cache,
                 wallet_summary: summary,
+                script_status: statuses.clone(),
                 ..Default::default()
             };
             match self.app.store.commit(batch).await {
                 Ok(_) => {
+                    self.unsaved = None;
+                    for (i, p) in new_states {
+                        self.track(i, &p);
+                    }
                     for secs in confirmations {
                         self.app.metrics.observe_confirmation(secs);
                     }
@@ -355,12 +522,29 @@ impl Processor {
                     tracing::debug!(payment = %id, attempt, "payment changed concurrently; re-evaluating");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "committing payment updates failed; will retry on the next change");
+                    // The wallet changes stay in `unsaved` for the next commit; the synced
+                    // scripts are synced again so their statuses are recorded with data.
+                    tracing::error!(error = %e, "committing payment updates failed; will retry");
+                    if !synced.is_empty() {
+                        self.send(ChainCommand::Refresh(synced));
+                    }
                     return 0;
                 }
             }
         }
         tracing::error!("payment updates kept conflicting; giving up until the next change");
+        if !synced.is_empty() {
+            self.send(ChainCommand::Refresh(synced));
+        }
         0
     }
+}
+
+/// The store's form of a script key.
+fn store_key((keychain, index): Key) -> crate::store::ScriptKey {
+    let k = match keychain {
+        KeychainKind::External => 0,
+        KeychainKind::Internal => 1,
+    };
+    (k, index)
 }

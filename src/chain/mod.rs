@@ -1,14 +1,20 @@
 //! The only module that talks to Electrum servers.
 //!
-//! A dedicated thread owns the connection (electrum-client is blocking): it subscribes to
-//! headers and to the scripts it is told to watch, waits for the server to push a
-//! notification, syncs just the scripts that changed through BDK, and hands the result
-//! to the payment processor as a `ChainEvent`. On any failure it moves to the next
-//! server with backoff and jitter and catches up on everything it may have missed.
+//! A dedicated thread owns the connection (electrum-client is blocking). Its work follows
+//! change, not history: each watched script's Electrum status hash is kept in the store
+//! with the chain data it summarises, so a (re)connect subscribes in batches and syncs
+//! only the scripts whose status moved; the safety net re-checks statuses, not histories.
+//! Requests are paced within a cost budget modelled on ElectrumX's session accounting
+//! (`budget`), and detection always goes first: commands (a new payment's subscription,
+//! shutdown) and notified scripts are handled between every slice of background work.
+//! On any failure it moves to the next server with backoff and jitter.
 
+mod budget;
 mod conn;
+mod status;
+mod worker;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,18 +24,7 @@ use bdk_wallet::bitcoin::ScriptBuf;
 use bdk_wallet::{Update, Wallet};
 use tokio::sync::mpsc;
 
-/// Scripts per Electrum batch request during sync.
-const SYNC_BATCH_SIZE: usize = 50;
-/// Longest time without a request. A notification that arrives in the same read as a
-/// response sits in the client's buffer where a socket peek cannot see it; a ping makes
-/// the client process it, so this bounds the delay of that rare case. It also keeps the
-/// session alive (ElectrumX drops sessions idle for 600 s).
-const SWEEP: Duration = Duration::from_secs(1);
-/// Longest wait between looks at the command queue.
-const COMMAND_POLL: Duration = Duration::from_millis(50);
-/// Backoff after a failed connection: first step and ceiling.
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+pub use crate::wallet::Key;
 
 /// An Electrum server address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,8 +114,10 @@ pub struct ChainSettings {
     pub ca_file: Option<PathBuf>,
     /// Timeout of each request.
     pub timeout: Duration,
-    /// Safety-net resync of all watched scripts.
+    /// How often the safety net starts re-checking every watched script's status.
     pub check_interval: Duration,
+    /// Session cost background work may reach (ElectrumX units); 0 = unlimited server.
+    pub cost_budget: u64,
 }
 
 /// What the chain thread reports.
@@ -142,30 +139,45 @@ pub enum ChainEvent {
         /// Why.
         error: String,
     },
-    /// New chain data for these receive indices (all watched ones when `full`).
+    /// New chain data for these scripts.
     Update {
         /// To apply to the wallet.
         update: Box<Update>,
-        /// Receive indices whose scripts were synced.
-        indices: BTreeSet<u32>,
-        /// When the notification that caused this arrived (None for polls/catch-up).
+        /// The synced scripts and the Electrum status their data matches: persist them
+        /// with the update, so that a reconnect knows they need no sync.
+        statuses: Vec<(Key, status::Status)>,
+        /// When the notification that caused this arrived (None for catch-up).
         notified_at: Option<Instant>,
         /// New tip height, if the tip moved.
         tip: Option<u32>,
+        /// Unix seconds when the histories in this update were requested: an expiry
+        /// before this moment was checked against fresh data.
+        fetched_at: u64,
     },
 }
 
 /// Instructions to the chain thread.
 #[derive(Debug)]
 pub enum ChainCommand {
-    /// Subscribe to this receive index's script.
-    Watch(u32, ScriptBuf),
+    /// Subscribe to this script now (a new payment's address: detection work).
+    Watch(Key, ScriptBuf),
     /// Stop watching.
-    Unwatch(u32),
-    /// Sync every revealed script now (reconcile).
+    Unwatch(Key),
+    /// Sync these scripts now with fresh histories (expiry checks, failed commits).
+    Refresh(Vec<Key>),
+    /// Re-check every watched script's status now (admin resync).
     SyncAll,
     /// Close the session and end the thread.
     Shutdown,
+}
+
+/// A watched script as the processor hands it to the chain thread.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    /// Its script.
+    pub spk: ScriptBuf,
+    /// Its stored Electrum status (`None`: no history known).
+    pub status: status::Status,
 }
 
 /// Live facts about the connection, for status, page and metrics.
@@ -189,6 +201,24 @@ pub struct ChainStatus {
     pub reconnects: u64,
     /// Last connection error, if any.
     pub last_error: Option<String>,
+    /// Scripts subscribed on the current session.
+    pub subscriptions: u64,
+    /// Scripts watched in all.
+    pub watched: u64,
+    /// Watched scripts not yet subscribed or whose change is not yet synced.
+    pub backlog: u64,
+    /// Unix seconds since which the backlog has been non-empty.
+    pub backlog_since: Option<u64>,
+    /// Smoothed time per Electrum request, in milliseconds (throttling shows here).
+    pub request_ms: Option<u64>,
+    /// Estimated session cost on the server (ElectrumX units).
+    pub session_cost: u64,
+    /// Unix seconds of recent session failures (last ten minutes).
+    pub recent_failures: Vec<u64>,
+    /// The server refused a subscription: its message.
+    pub refused: Option<String>,
+    /// The chain thread is running (false once it ended).
+    pub thread_alive: bool,
 }
 
 /// Handle to the chain thread.
@@ -202,25 +232,19 @@ impl ChainHandle {
     pub fn spawn(
         settings: ChainSettings,
         wallet: Arc<Mutex<Wallet>>,
-        watched: BTreeMap<u32, ScriptBuf>,
+        watched: BTreeMap<Key, Watched>,
         status: Arc<Mutex<ChainStatus>>,
         events: mpsc::Sender<ChainEvent>,
     ) -> Result<ChainHandle, ChainError> {
         let tls = conn::tls_config(settings.ca_file.as_deref())?;
         let (tx, rx) = std::sync::mpsc::channel();
+        status.lock().expect("status lock").thread_alive = true;
         let thread = std::thread::Builder::new()
             .name("chain".into())
             .spawn(move || {
-                Worker {
-                    settings,
-                    tls,
-                    wallet,
-                    watched,
-                    status,
-                    events,
-                    cmds: rx,
-                }
-                .run()
+                let alive = status.clone();
+                worker::Worker::new(settings, tls, wallet, watched, status, events, rx).run();
+                alive.lock().expect("status lock").thread_alive = false;
             })
             .map_err(|e| ChainError::Connect {
                 server: "-".into(),
@@ -237,12 +261,20 @@ impl ChainHandle {
         self.cmds.send(cmd).is_ok()
     }
 
-    /// Asks the thread to stop and waits for it (at most one request timeout).
-    pub fn shutdown(mut self) {
+    /// Asks the thread to stop and waits for it at most `limit`; a thread stuck in a
+    /// network call is left to end with the process.
+    pub fn shutdown(mut self, limit: Duration) {
         let _already_stopped = self.cmds.send(ChainCommand::Shutdown);
-        if let Some(t) = self.thread.take()
-            && t.join().is_err()
-        {
+        let Some(t) = self.thread.take() else { return };
+        let deadline = Instant::now() + limit;
+        while !t.is_finished() {
+            if Instant::now() >= deadline {
+                tracing::warn!("chain thread still in a network call; leaving it to exit with the process");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if t.join().is_err() {
             tracing::error!("chain thread panicked");
         }
     }
@@ -263,319 +295,8 @@ pub fn probe(
     Ok(h.height as u32)
 }
 
-enum Exit {
-    Shutdown,
-    Failed(ChainError),
-}
-
-struct Worker {
-    settings: ChainSettings,
-    tls: Arc<rustls::ClientConfig>,
-    wallet: Arc<Mutex<Wallet>>,
-    watched: BTreeMap<u32, ScriptBuf>,
-    status: Arc<Mutex<ChainStatus>>,
-    events: mpsc::Sender<ChainEvent>,
-    cmds: std::sync::mpsc::Receiver<ChainCommand>,
-}
-
-impl Worker {
-    fn run(mut self) {
-        let mut backoff = BACKOFF_MIN;
-        let mut attempt: usize = 0;
-        let mut sessions: u64 = 0;
-        if self.settings.servers.is_empty() {
-            return;
-        }
-        loop {
-            let server = self.settings.servers[attempt % self.settings.servers.len()].clone();
-            attempt += 1;
-            let started = Instant::now();
-            match self.session(&server, &mut sessions) {
-                Exit::Shutdown => return,
-                Exit::Failed(ChainError::HistoryEmptied) => {
-                    tracing::info!(server = %server, "a watched address lost its only transaction; reopening the session to resync");
-                    // Same server, no backoff, and not a reconnect an operator should count.
-                    attempt -= 1;
-                    sessions = sessions.saturating_sub(1);
-                    continue;
-                }
-                Exit::Failed(e) => {
-                    tracing::warn!(server = %server, error = %e, "Electrum session ended");
-                    {
-                        let mut st = self.status.lock().expect("status lock");
-                        st.connected = false;
-                        st.last_error = Some(e.to_string());
-                    }
-                    if self
-                        .events
-                        .blocking_send(ChainEvent::Disconnected {
-                            server: server.to_string(),
-                            error: e.to_string(),
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-            // A session that lasted a while resets the backoff: the failure is fresh.
-            if started.elapsed() > BACKOFF_MAX {
-                backoff = BACKOFF_MIN;
-            }
-            let wait = jitter(backoff);
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            if self.sleep_or_shutdown(wait) {
-                return;
-            }
-        }
-    }
-
-    /// Sleeps while still obeying commands; true when asked to shut down.
-    fn sleep_or_shutdown(&mut self, wait: Duration) -> bool {
-        let deadline = Instant::now() + wait;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            match self.cmds.recv_timeout(deadline - now) {
-                Ok(ChainCommand::Shutdown)
-                | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    return true;
-                }
-                Ok(ChainCommand::Watch(i, spk)) => {
-                    self.watched.insert(i, spk);
-                }
-                Ok(ChainCommand::Unwatch(i)) => {
-                    self.watched.remove(&i);
-                }
-                Ok(ChainCommand::SyncAll) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
-            }
-        }
-    }
-
-    fn session(&mut self, server: &Server, sessions: &mut u64) -> Exit {
-        let c = match conn::connect(server, &self.tls, self.settings.timeout) {
-            Ok(c) => c,
-            Err(e) => return Exit::Failed(e),
-        };
-        match self.serve(server, &c, sessions) {
-            Ok(()) => Exit::Shutdown,
-            Err(e) => Exit::Failed(e),
-        }
-    }
-
-    fn serve(
-        &mut self,
-        server: &Server,
-        c: &conn::Conn,
-        sessions: &mut u64,
-    ) -> Result<(), ChainError> {
-        let api = &c.client.inner;
-        let header = req("headers subscribe", api.block_headers_subscribe())?;
-        let mut tip = header.height as u32;
-        let mut subscribed: BTreeMap<ScriptBuf, u32> = BTreeMap::new();
-        for (&i, spk) in &self.watched {
-            req("script subscribe", api.script_subscribe(spk))?;
-            subscribed.insert(spk.clone(), i);
-        }
-        *sessions += 1;
-        {
-            let mut st = self.status.lock().expect("status lock");
-            st.connected = true;
-            st.server = Some(server.to_string());
-            st.tls = server.tls;
-            st.tip_height = Some(tip);
-            st.last_error = None;
-            if *sessions > 1 {
-                st.reconnects += 1;
-            }
-        }
-        tracing::info!(server = %server, tip, "connected to Electrum server");
-        if self
-            .events
-            .blocking_send(ChainEvent::Connected {
-                server: server.to_string(),
-                tls: server.tls,
-                tip,
-            })
-            .is_err()
-        {
-            return Ok(());
-        }
-        // Catch up on everything that happened while we were not listening.
-        if !self.sync_all(c, None, Some(tip))? {
-            return Ok(());
-        }
-        let mut last_request = Instant::now();
-        let mut last_full = Instant::now();
-        // Notifications that arrived while a request was in flight were read into the
-        // client's buffers, where a socket peek cannot see them: look after every request.
-        let mut drain = true;
-        loop {
-            // Commands first: a new payment's script must be watched before anyone pays it.
-            let mut changed: BTreeSet<u32> = BTreeSet::new();
-            let mut full = false;
-            let mut notified_at = None;
-            while let Ok(cmd) = self.cmds.try_recv() {
-                match cmd {
-                    ChainCommand::Shutdown => return Ok(()),
-                    ChainCommand::Watch(i, spk) => {
-                        if subscribed.contains_key(&spk) {
-                            continue;
-                        }
-                        let status = req("script subscribe", api.script_subscribe(&spk))?;
-                        last_request = Instant::now();
-                        drain = true;
-                        subscribed.insert(spk.clone(), i);
-                        self.watched.insert(i, spk);
-                        tracing::debug!(index = i, has_history = status.is_some(), "subscribed");
-                        // Already has history: paid before we subscribed.
-                        if status.is_some() {
-                            changed.insert(i);
-                            notified_at.get_or_insert_with(Instant::now);
-                        }
-                    }
-                    ChainCommand::Unwatch(i) => {
-                        if let Some(spk) = self.watched.remove(&i) {
-                            subscribed.remove(&spk);
-                            // Old servers lack unsubscribe; a stale subscription is harmless.
-                            let _unsupported_is_fine = api.script_unsubscribe(&spk);
-                            last_request = Instant::now();
-                        }
-                    }
-                    ChainCommand::SyncAll => full = true,
-                }
-            }
-            let mut new_tip = None;
-            let readable = drain
-                || (changed.is_empty()
-                    && !full
-                    && c.wait_readable(COMMAND_POLL)
-                        .map_err(|e| ChainError::Request {
-                            op: "wait",
-                            detail: e.to_string(),
-                        })?);
-            drain = false;
-            if readable || last_request.elapsed() >= SWEEP {
-                // A ping makes the client read whatever the server pushed.
-                loop {
-                    req("ping", api.ping())?;
-                    last_request = Instant::now();
-                    let mut got = false;
-                    while let Some(h) = req("headers pop", api.block_headers_pop())? {
-                        got = true;
-                        tip = h.height as u32;
-                        new_tip = Some(tip);
-                    }
-                    for (spk, &i) in &subscribed {
-                        if req("script pop", api.script_pop(spk))?.is_some() {
-                            got = true;
-                            changed.insert(i);
-                        }
-                    }
-                    if !got {
-                        break;
-                    }
-                    tracing::debug!(?changed, ?new_tip, "notification");
-                    notified_at.get_or_insert_with(Instant::now);
-                }
-                if notified_at.is_some() {
-                    self.status
-                        .lock()
-                        .expect("status lock")
-                        .last_notification_at = Some(crate::clock::now());
-                }
-            }
-            if last_full.elapsed() >= self.settings.check_interval {
-                full = true;
-            }
-            if full {
-                last_full = Instant::now();
-                if !self.sync_all(c, notified_at, new_tip.or(Some(tip)))? {
-                    return Ok(());
-                }
-                last_request = Instant::now();
-                drain = true;
-            } else if !changed.is_empty() || new_tip.is_some() {
-                if !self.sync(c, &changed, notified_at, new_tip)? {
-                    return Ok(());
-                }
-                last_request = Instant::now();
-                drain = true;
-            }
-            if let Some(t) = new_tip {
-                self.status.lock().expect("status lock").tip_height = Some(t);
-            }
-        }
-    }
-
-    /// Syncs every revealed script. Returns false when the processor is gone.
-    fn sync_all(
-        &mut self,
-        c: &conn::Conn,
-        notified_at: Option<Instant>,
-        tip: Option<u32>,
-    ) -> Result<bool, ChainError> {
-        let request = {
-            let w = self.wallet.lock().expect("wallet lock");
-            crate::wallet::sync_all_request(&w, crate::clock::now())
-        };
-        let indices: BTreeSet<u32> = self.watched.keys().copied().collect();
-        self.run_sync(c, request, indices, notified_at, tip)
-    }
-
-    fn sync(
-        &mut self,
-        c: &conn::Conn,
-        indices: &BTreeSet<u32>,
-        notified_at: Option<Instant>,
-        tip: Option<u32>,
-    ) -> Result<bool, ChainError> {
-        let request = {
-            let w = self.wallet.lock().expect("wallet lock");
-            crate::wallet::sync_request(&w, indices, crate::clock::now())
-        };
-        self.run_sync(c, request, indices.clone(), notified_at, tip)
-    }
-
-    fn run_sync(
-        &mut self,
-        c: &conn::Conn,
-        request: bdk_wallet::chain::spk_client::SyncRequest<(bdk_wallet::KeychainKind, u32)>,
-        indices: BTreeSet<u32>,
-        notified_at: Option<Instant>,
-        tip: Option<u32>,
-    ) -> Result<bool, ChainError> {
-        let started = Instant::now();
-        let response = req("sync", c.client.sync(request, SYNC_BATCH_SIZE, false))?;
-        tracing::debug!(
-            ?indices,
-            ?tip,
-            txs = response.tx_update.txs.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "synced"
-        );
-        {
-            let mut st = self.status.lock().expect("status lock");
-            st.last_sync_at = Some(crate::clock::now());
-            st.last_sync_ms = Some(started.elapsed().as_millis() as u64);
-        }
-        Ok(self
-            .events
-            .blocking_send(ChainEvent::Update {
-                update: Box::new(response.into()),
-                indices,
-                notified_at,
-                tip,
-            })
-            .is_ok())
-    }
-}
-
 /// Backoff with ±50 % jitter so that many appliances do not reconnect in step.
-fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration) -> Duration {
     crate::net::jitter(d, 500, 1500)
 }
 

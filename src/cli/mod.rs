@@ -140,6 +140,9 @@ fn init_tracing(filter: &str) {
         .try_init();
 }
 
+/// Blocking tasks still running at shutdown get this long before the process exits.
+const RUNTIME_STOP: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -152,7 +155,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => {
             let cfg = load_config(&cli)?;
             init_tracing(&cfg.log_filter);
-            runtime()?.block_on(crate::daemon::run(cfg))?;
+            let rt = runtime()?;
+            let result = rt.block_on(crate::daemon::run(cfg));
+            // Dropping a runtime waits for every blocking task without limit; a network
+            // call still in flight must not keep a stopping daemon alive.
+            rt.shutdown_timeout(RUNTIME_STOP);
+            result?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Init(args) => init::run(&cli, args),

@@ -64,6 +64,17 @@ pub const LATE_PAYMENT_WINDOW_RANGE_SECS: (u64, u64) = (0, 90 * 86_400);
 pub const DEFAULT_ELECTRUM_TIMEOUT_SECS: u64 = 20;
 /// Allowed `SNAKKAZ_PAY_ELECTRUM_TIMEOUT_SECS`.
 pub const ELECTRUM_TIMEOUT_RANGE_SECS: (u64, u64) = (1, 300);
+/// Session cost the chain engine lets background work (catch-up, safety net) reach, in
+/// ElectrumX cost units: under ElectrumX's default soft limit (1,000), so detection
+/// requests are never throttled by our own catch-up. 0: the server has no limits.
+pub const DEFAULT_ELECTRUM_COST_BUDGET: u64 = 800;
+/// Allowed `SNAKKAZ_PAY_ELECTRUM_COST_BUDGET`.
+pub const ELECTRUM_COST_BUDGET_RANGE: (u64, u64) = (0, 10_000_000);
+/// Seconds a watched address may wait for its subscription or check before detection is
+/// reported degraded (a payment to it could go unnoticed that long).
+pub const DEFAULT_DETECTION_BACKLOG_ALERT_SECS: u64 = 60;
+/// Allowed `SNAKKAZ_PAY_DETECTION_BACKLOG_ALERT_SECS`.
+pub const DETECTION_BACKLOG_ALERT_RANGE_SECS: (u64, u64) = (1, 3_600);
 /// Manage the Supabase tables' schema unless told not to.
 pub const DEFAULT_SUPABASE_MANAGE_SCHEMA: bool = true;
 /// Seconds the oldest undelivered sink row may wait before the status page alerts.
@@ -125,6 +136,10 @@ pub mod keys {
     pub const AUTO_COMPLETE_DEPTH: &str = "SNAKKAZ_PAY_AUTO_COMPLETE_DEPTH";
     /// Timeout of one Electrum call (s).
     pub const ELECTRUM_TIMEOUT_SECS: &str = "SNAKKAZ_PAY_ELECTRUM_TIMEOUT_SECS";
+    /// Session cost (ElectrumX units) background Electrum work may reach; 0 = unlimited.
+    pub const ELECTRUM_COST_BUDGET: &str = "SNAKKAZ_PAY_ELECTRUM_COST_BUDGET";
+    /// Age (s) of the detection backlog that makes the appliance report itself degraded.
+    pub const DETECTION_BACKLOG_ALERT_SECS: &str = "SNAKKAZ_PAY_DETECTION_BACKLOG_ALERT_SECS";
     /// Tracing filter.
     pub const LOG: &str = "SNAKKAZ_PAY_LOG";
     /// File holding the Supabase Postgres connection string; unset: the sink is off.
@@ -151,7 +166,7 @@ pub mod keys {
     pub const ALERT_ABNORMAL_TRANSACTIONS: &str = "SNAKKAZ_PAY_ALERT_ABNORMAL_TRANSACTIONS";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 33] = [
+    pub const ALL: [&str; 35] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -173,6 +188,8 @@ pub mod keys {
         LATE_PAYMENT_WINDOW_SECS,
         AUTO_COMPLETE_DEPTH,
         ELECTRUM_TIMEOUT_SECS,
+        ELECTRUM_COST_BUDGET,
+        DETECTION_BACKLOG_ALERT_SECS,
         LOG,
         SUPABASE_DB_URL_FILE,
         SUPABASE_MANAGE_SCHEMA,
@@ -217,6 +234,10 @@ pub struct Config {
     pub check_interval: Duration,
     /// Timeout of one Electrum call.
     pub electrum_timeout: Duration,
+    /// Session cost background Electrum work may reach (ElectrumX units); 0 = unlimited.
+    pub electrum_cost_budget: u64,
+    /// Age of the detection backlog at which detection is reported degraded.
+    pub detection_backlog_alert: Duration,
     /// Depth at which a fully paid payment is confirmed.
     pub min_confirmations: u32,
     /// The redb database file.
@@ -365,6 +386,16 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
             parse_in(r, ELECTRUM_TIMEOUT_RANGE_SECS, " s")
         })?
         .unwrap_or(DEFAULT_ELECTRUM_TIMEOUT_SECS);
+    let electrum_cost_budget = layers
+        .parse(keys::ELECTRUM_COST_BUDGET, |r| {
+            parse_in(r, ELECTRUM_COST_BUDGET_RANGE, "")
+        })?
+        .unwrap_or(DEFAULT_ELECTRUM_COST_BUDGET);
+    let detection_backlog_alert = layers
+        .parse(keys::DETECTION_BACKLOG_ALERT_SECS, |r| {
+            parse_in(r, DETECTION_BACKLOG_ALERT_RANGE_SECS, " s")
+        })?
+        .unwrap_or(DEFAULT_DETECTION_BACKLOG_ALERT_SECS);
     let payment_expiry = layers
         .parse(keys::PAYMENT_EXPIRY_SECS, |r| {
             parse_in(r, PAYMENT_EXPIRY_RANGE_SECS, " s")
@@ -425,6 +456,8 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         ca_file: layers.parse(keys::ELECTRUM_CA_FILE, parse_path)?,
         check_interval: Duration::from_millis(check_interval_ms),
         electrum_timeout: Duration::from_secs(electrum_timeout),
+        electrum_cost_budget,
+        detection_backlog_alert: Duration::from_secs(detection_backlog_alert),
         min_confirmations,
         db_path: layers
             .parse(keys::DB_PATH, parse_path)?

@@ -73,6 +73,18 @@ pub(super) fn to_toml(c: &Config) -> String {
         Some(c.electrum_timeout.as_secs().to_string()),
         "",
     );
+    w.value(
+        keys::ELECTRUM_COST_BUDGET,
+        "session cost (ElectrumX units) catch-up may use; keep under the server's soft limit; 0 = server unlimited",
+        Some(c.electrum_cost_budget.to_string()),
+        "",
+    );
+    w.value(
+        keys::DETECTION_BACKLOG_ALERT_SECS,
+        "seconds an address may wait for its subscription before health is degraded",
+        Some(c.detection_backlog_alert.as_secs().to_string()),
+        "",
+    );
 
     w.section("Wallet");
     w.value(

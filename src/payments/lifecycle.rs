@@ -111,7 +111,12 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
         .filter(|id| !p.txids.contains(id))
         .cloned()
         .collect();
-    let reorg = !vanished.is_empty() || confirmations < p.confirmations;
+    let covered_height = (confirmations > 0).then(|| obs.tip_height.saturating_sub(confirmations - 1));
+    // Less deep than before, or covered in a later block than before: a reorg.
+    let reorg = !vanished.is_empty()
+        || confirmations < p.confirmations
+        || matches!((p.covered_height, covered_height), (Some(old), Some(new)) if new > old)
+        || (p.covered_height.is_some() && covered_height.is_none());
     // Once expired, a payment stays past expiry even if the clock steps back (NTP fix).
     let past_expiry =
         obs.now >= p.expires_at || matches!(p.status, Status::Expired | Status::Underpaid);
@@ -156,6 +161,7 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
     let mut next = p.clone();
     next.received_sat = received;
     next.confirmations = confirmations;
+    next.covered_height = covered_height;
     next.txids = txids;
     next.flags = flags;
     next.status = status;

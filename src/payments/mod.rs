@@ -85,6 +85,11 @@ pub struct Flags {
 }
 
 impl Flags {
+    /// True when any flag is set.
+    pub fn any(&self) -> bool {
+        self.overpaid || self.late_payment || self.reorged
+    }
+
     /// The set flags as names, for the API and the sink.
     pub fn names(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
@@ -138,8 +143,24 @@ pub struct Payment {
     pub first_seen_at: Option<u64>,
     /// Unix seconds when the payment first reached `confirmed`.
     pub confirmed_at: Option<u64>,
+    /// Height of the block in which the amount became covered; `confirmations` is derived
+    /// from it and the tip when read, so a new block does not rewrite every payment.
+    #[serde(default)]
+    pub covered_height: Option<u32>,
     /// Incremented on every change; the sink never lets an older version overwrite a newer.
     pub version: u64,
+}
+
+impl Payment {
+    /// Depth at which the amount is covered, given the current tip (the stored
+    /// `confirmations` is the depth when the payment last changed).
+    pub fn confirmations_at(&self, tip: u32) -> u32 {
+        match self.covered_height {
+            Some(h) if tip >= h => tip - h + 1,
+            Some(_) => 1,
+            None => self.confirmations,
+        }
+    }
 }
 
 /// A recorded change of a payment.

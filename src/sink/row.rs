@@ -143,6 +143,7 @@ mod tests {
             expires_at: 1_700_003_600,
             first_seen_at: Some(1_700_000_050),
             confirmed_at: None,
+            covered_height: None,
             version: 4,
         }
     }

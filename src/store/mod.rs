@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::payments::{Event, Payment, Status};
 use tables::*;
-pub use writer::{Outcome, WriteBatch};
+pub use writer::{Outcome, ScriptKey, WriteBatch};
 
 /// A failure of the store, with the operation that failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -171,6 +171,15 @@ pub struct WalletSummary {
     pub updated_at: u64,
 }
 
+/// Flag counters (see `Store::flag_counts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagCounts {
+    /// Payments per flag.
+    pub by_flag: [(&'static str, u64); 3],
+    /// Payments with at least one flag.
+    pub flagged: u64,
+}
+
 /// Filter and page of `list_payments`.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -233,12 +242,73 @@ impl Store {
         restrict_permissions(path);
         let db = Arc::new(db);
         init_or_check(&db, path)?;
+        compact_wallet(&db)?;
         let writer = writer::WriterHandle::spawn(db.clone());
         Ok(Store {
             db,
             path: path.to_owned(),
             writer,
         })
+    }
+
+    /// Turns queueing of payment changes for a sink on or off (off when none is configured).
+    pub fn set_outbox(&self, enabled: bool) {
+        self.writer
+            .outbox
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True when payment changes were made while no sink was configured.
+    pub fn outbox_skipped(&self) -> Result<bool, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(META).db("open meta")?;
+        Ok(t.get(OUTBOX_SKIPPED_KEY).db("read meta")?.is_some())
+    }
+
+    /// The payments whose addresses are watched, by receive index.
+    pub fn watched_payments(&self) -> Result<Vec<(u32, Payment)>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let watch = rtx.open_table(WATCH).db("open watch")?;
+        let payments = rtx.open_table(PAYMENTS).db("open payments")?;
+        let mut out = Vec::new();
+        for r in watch.iter().db("iterate watch")? {
+            let (i, seq) = r.db("read watch")?;
+            let seq = seq.value();
+            match payments.get(seq).db("read payment")? {
+                Some(v) => out.push((i.value(), decode("payment", v.value())?)),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: "watch index",
+                        detail: format!("index points at missing payment seq {seq}"),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored Electrum status of each of these scripts that has one.
+    pub fn script_statuses(
+        &self,
+        keys: impl IntoIterator<Item = ScriptKey>,
+    ) -> Result<std::collections::HashMap<ScriptKey, Option<String>>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(SCRIPT_STATUS).db("open script status")?;
+        let mut out = std::collections::HashMap::new();
+        for k in keys {
+            if let Some(v) = t.get(k).db("read script status")? {
+                let v = v.value();
+                out.insert(k, (!v.is_empty()).then(|| v.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of rows in the wallet changeset table (1 after start-up compaction).
+    pub fn wallet_changeset_rows(&self) -> Result<u64, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(WALLET).db("open wallet")?;
+        t.len().db("count wallet")
     }
 
     /// The database file.
@@ -357,6 +427,25 @@ impl Store {
             .collect()
     }
 
+    /// Payments carrying each flag, and carrying any (maintained counters).
+    pub fn flag_counts(&self) -> Result<FlagCounts, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(STATUS_COUNTS).db("open status counts")?;
+        let get = |name: &str| -> Result<u64, StoreError> {
+            Ok(t.get(format!("flag:{name}").as_str())
+                .db("read count")?
+                .map_or(0, |v| v.value()))
+        };
+        Ok(FlagCounts {
+            by_flag: [
+                ("overpaid", get("overpaid")?),
+                ("late_payment", get("late_payment")?),
+                ("reorged", get("reorged")?),
+            ],
+            flagged: get("any")?,
+        })
+    }
+
     /// Highest payment seq in use (0 when empty).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         let rtx = self.db.begin_read().db("begin read")?;
@@ -366,15 +455,9 @@ impl Store {
 
     /// All wallet changesets merged in order: the wallet's persisted state.
     pub fn wallet_changeset(&self) -> Result<ChangeSet, StoreError> {
-        use bdk_wallet::chain::Merge;
         let rtx = self.db.begin_read().db("begin read")?;
         let t = rtx.open_table(WALLET).db("open wallet")?;
-        let mut merged = ChangeSet::default();
-        for r in t.iter().db("iterate wallet")? {
-            let cs: ChangeSet = decode("wallet changeset", r.db("read wallet")?.1.value())?;
-            merged.merge(cs);
-        }
-        Ok(merged)
+        merged_changeset(&t)
     }
 
     /// Length of the outbox and the queue time of its oldest item.
@@ -436,6 +519,35 @@ impl Store {
     }
 }
 
+fn merged_changeset(t: &impl ReadableTable<u64, &'static [u8]>) -> Result<ChangeSet, StoreError> {
+    use bdk_wallet::chain::Merge;
+    let mut merged = ChangeSet::default();
+    for r in t.iter().db("iterate wallet")? {
+        let cs: ChangeSet = decode("wallet changeset", r.db("read wallet")?.1.value())?;
+        merged.merge(cs);
+    }
+    Ok(merged)
+}
+
+/// Rows of wallet changesets tolerated before start-up merges them into one.
+const COMPACT_WALLET_ROWS: u64 = 16;
+
+/// Merges the append-only wallet changesets into one row, so that start-up reads one
+/// value instead of merging every change since the wallet was created.
+fn compact_wallet(db: &Database) -> Result<(), StoreError> {
+    let wtx = db.begin_write().db("begin write")?;
+    {
+        let mut t = wtx.open_table(WALLET).db("open wallet")?;
+        if t.len().db("count wallet")? <= COMPACT_WALLET_ROWS {
+            return Ok(());
+        }
+        let merged = merged_changeset(&t)?;
+        t.retain(|_, _| false).db("clear wallet")?;
+        t.insert(0, encode(&merged).as_slice()).db("write wallet")?;
+    }
+    wtx.commit().db("commit")
+}
+
 #[cfg(unix)]
 fn restrict_permissions(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -468,6 +580,11 @@ fn init_or_check(db: &Database, path: &Path) -> Result<(), StoreError> {
                         found,
                         supported: SCHEMA_VERSION,
                     });
+                }
+                if found < 2 {
+                    migrate_v1_watch_index(&wtx)?;
+                    meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())
+                        .db("write meta")?;
                 }
             }
             Some(_) => {
@@ -502,7 +619,23 @@ fn init_or_check(db: &Database, path: &Path) -> Result<(), StoreError> {
         wtx.open_table(TX_CACHE).db("create table")?;
         wtx.open_table(OUTBOX).db("create table")?;
         wtx.open_table(AUDIT).db("create table")?;
+        wtx.open_table(SCRIPT_STATUS).db("create table")?;
+        wtx.open_table(WATCH).db("create table")?;
     }
     wtx.commit().db("commit")?;
+    Ok(())
+}
+
+/// Schema 1 had no watch index nor flag counters: every payment is put on the index once
+/// (the processor drops those settled past their late window on its first pass) and counted.
+fn migrate_v1_watch_index(wtx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let payments = wtx.open_table(PAYMENTS).db("open payments")?;
+    let mut watch = wtx.open_table(WATCH).db("open watch")?;
+    for r in payments.iter().db("iterate payments")? {
+        let (seq, v) = r.db("read payment")?;
+        let p: Payment = decode("payment", v.value())?;
+        watch.insert(p.derivation_index, seq.value()).db("write watch")?;
+        writer::bump_flags(wtx, &Default::default(), &p.flags)?;
+    }
     Ok(())
 }

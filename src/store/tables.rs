@@ -25,7 +25,18 @@ pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// n → AuditEntry (JSON): operator-visible record of administrative actions.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
 
+/// (keychain, derivation index) → the script's last Electrum status hash whose chain data
+/// is committed ("" = no history). Written with the wallet changes it summarises, so a
+/// (re)connect only syncs scripts whose status moved since.
+pub const SCRIPT_STATUS: TableDefinition<(u8, u32), &str> = TableDefinition::new("script_status");
+/// Receive index → payment seq, for every payment whose address is watched (open, or
+/// closed but inside its late-payment window). Start-up reads this, not every payment.
+pub const WATCH: TableDefinition<u32, u64> = TableDefinition::new("watch");
+
 /// Value of `META["app"]`: tells our files from other redb files.
 pub const APP_MAGIC: &[u8] = b"snakkaz-pay";
 /// Current layout version; a file with a newer one is refused.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
+/// META key set when a payment change was not queued because no sink was configured;
+/// the sink re-queues everything once when it starts and finds it.
+pub const OUTBOX_SKIPPED_KEY: &str = "outbox_skipped";

@@ -22,6 +22,7 @@ fn payment(seq: u64, reference: &str) -> Payment {
         expires_at: 200,
         first_seen_at: None,
         confirmed_at: None,
+        covered_height: None,
         version: 1,
     }
 }

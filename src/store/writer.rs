@@ -5,6 +5,7 @@
 //! payment creations cost about one fsync instead of N.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
 use bdk_wallet::ChangeSet;
@@ -40,7 +41,17 @@ pub struct WriteBatch {
     pub requeue_all: bool,
     /// A fresh summary of the wallet for the sink.
     pub wallet_summary: Option<WalletSummary>,
+    /// Electrum status hashes of scripts whose chain data this batch commits
+    /// (`None` = no history).
+    pub script_status: Vec<(ScriptKey, Option<String>)>,
+    /// Receive indices no longer watched (their payments settled past the late window).
+    pub unwatch: Vec<u32>,
+    /// The sink re-queued everything: forget that changes were skipped.
+    pub clear_outbox_skipped: bool,
 }
+
+/// A script of the wallet: (keychain as 0 = receive / 1 = change, derivation index).
+pub type ScriptKey = (u8, u32);
 
 /// META key of the wallet summary.
 pub(super) const WALLET_SUMMARY_KEY: &str = "wallet_summary";
@@ -82,16 +93,20 @@ struct Job {
 #[derive(Clone)]
 pub(super) struct WriterHandle {
     tx: mpsc::Sender<Job>,
+    /// Whether payment changes are queued for a sink; off when none is configured.
+    pub(super) outbox: Arc<AtomicBool>,
 }
 
 impl WriterHandle {
     pub(super) fn spawn(db: Arc<Database>) -> WriterHandle {
         let (tx, rx) = mpsc::channel::<Job>();
+        let outbox = Arc::new(AtomicBool::new(true));
+        let flag = outbox.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(db, rx))
+            .spawn(move || run(db, rx, flag))
             .expect("spawn store writer thread");
-        WriterHandle { tx }
+        WriterHandle { tx, outbox }
     }
 
     pub(super) async fn submit(&self, batch: WriteBatch) -> Result<Outcome, StoreError> {
@@ -117,7 +132,7 @@ impl WriterHandle {
     }
 }
 
-fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>) {
+fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>, outbox: Arc<AtomicBool>) {
     // Ends when every Store handle (and so every sender) is dropped.
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -127,11 +142,11 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit_group(&db, group);
+        commit_group(&db, group, outbox.load(Ordering::Relaxed));
     }
 }
 
-fn commit_group(db: &Database, group: Vec<Job>) {
+fn commit_group(db: &Database, group: Vec<Job>, outbox: bool) {
     let wtx = match db.begin_write().db("begin write") {
         Ok(w) => w,
         Err(e) => {
@@ -146,7 +161,7 @@ fn commit_group(db: &Database, group: Vec<Job>) {
     for job in &group {
         // A failed job must leave no partial writes: each runs under a savepoint-free
         // validate-then-write order, and a failure aborts only that job's result.
-        let r = apply(&wtx, &job.batch);
+        let r = apply(&wtx, &job.batch, outbox);
         if r.is_ok()
             && let Some(cs) = &job.batch.wallet
         {
@@ -175,7 +190,7 @@ fn commit_group(db: &Database, group: Vec<Job>) {
     }
 }
 
-fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> {
+fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome, StoreError> {
     // Validate first so that a refused job writes nothing.
     let mut outcome = Outcome::Committed;
     let mut create = b.create.as_ref();
@@ -193,6 +208,7 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> 
         }
     }
     let mut old_statuses = Vec::with_capacity(b.updates.len());
+    let mut old_flags = Vec::with_capacity(b.updates.len());
     {
         let t = wtx.open_table(PAYMENTS).db("open payments")?;
         for (p, _) in &b.updates {
@@ -213,6 +229,7 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> 
                 });
             }
             old_statuses.push(stored.status);
+            old_flags.push(stored.flags);
         }
     }
 
@@ -237,11 +254,17 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> 
             .db("open index")?
             .insert(p.reference.as_str(), p.seq)
             .db("write index")?;
+        wtx.open_table(WATCH)
+            .db("open watch")?
+            .insert(p.derivation_index, p.seq)
+            .db("write watch")?;
         bump_count(wtx, p.status, 1)?;
+        bump_flags(wtx, &Default::default(), &p.flags)?;
         append_events(wtx, p.seq, std::slice::from_ref(ev))?;
-        queue(wtx, p, now)?;
+        queue(wtx, p, now, outbox)?;
     }
-    for ((p, evs), old) in b.updates.iter().zip(old_statuses) {
+    for (((p, evs), old), old_flags) in b.updates.iter().zip(old_statuses).zip(old_flags) {
+        bump_flags(wtx, &old_flags, &p.flags)?;
         wtx.open_table(PAYMENTS)
             .db("open payments")?
             .insert(p.seq, encode(p).as_slice())
@@ -251,7 +274,26 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> 
             bump_count(wtx, p.status, 1)?;
         }
         append_events(wtx, p.seq, evs)?;
-        queue(wtx, p, now)?;
+        queue(wtx, p, now, outbox)?;
+    }
+    if !b.script_status.is_empty() {
+        let mut t = wtx.open_table(SCRIPT_STATUS).db("open script status")?;
+        for (key, status) in &b.script_status {
+            t.insert(*key, status.as_deref().unwrap_or(""))
+                .db("write script status")?;
+        }
+    }
+    if !b.unwatch.is_empty() {
+        let mut t = wtx.open_table(WATCH).db("open watch")?;
+        for i in &b.unwatch {
+            t.remove(*i).db("remove watch")?;
+        }
+    }
+    if b.clear_outbox_skipped {
+        wtx.open_table(META)
+            .db("open meta")?
+            .remove(OUTBOX_SKIPPED_KEY)
+            .db("write meta")?;
     }
     if !b.tx_cache.is_empty() {
         let mut t = wtx.open_table(TX_CACHE).db("open tx cache")?;
@@ -288,7 +330,7 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch) -> Result<Outcome, StoreError> 
                 .collect::<Result<_, _>>()?
         };
         for p in &all {
-            queue(wtx, p, now)?;
+            queue(wtx, p, now, true)?;
         }
     }
     Ok(outcome)
@@ -302,6 +344,33 @@ fn bump_count(wtx: &WriteTransaction, status: Status, delta: i64) -> Result<(), 
         .map_or(0, |v| v.value());
     let new = cur.saturating_add_signed(delta);
     t.insert(status.as_str(), new).db("write count")?;
+    Ok(())
+}
+
+/// Keeps the flag counters (`flag:<name>` and `flag:any` in the counts table) in step.
+pub(super) fn bump_flags(
+    wtx: &WriteTransaction,
+    old: &crate::payments::Flags,
+    new: &crate::payments::Flags,
+) -> Result<(), StoreError> {
+    if old == new {
+        return Ok(());
+    }
+    let mut t = wtx.open_table(STATUS_COUNTS).db("open status counts")?;
+    let mut bump = |name: &str, was: bool, is: bool| -> Result<(), StoreError> {
+        if was == is {
+            return Ok(());
+        }
+        let key = format!("flag:{name}");
+        let cur = t.get(key.as_str()).db("read count")?.map_or(0, |v| v.value());
+        let new = if is { cur + 1 } else { cur.saturating_sub(1) };
+        t.insert(key.as_str(), new).db("write count")?;
+        Ok(())
+    };
+    bump("overpaid", old.overpaid, new.overpaid)?;
+    bump("late_payment", old.late_payment, new.late_payment)?;
+    bump("reorged", old.reorged, new.reorged)?;
+    bump("any", old.any(), new.any())?;
     Ok(())
 }
 
@@ -323,7 +392,16 @@ fn append_events(wtx: &WriteTransaction, seq: u64, evs: &[Event]) -> Result<(), 
     Ok(())
 }
 
-fn queue(wtx: &WriteTransaction, p: &Payment, now: u64) -> Result<(), StoreError> {
+fn queue(wtx: &WriteTransaction, p: &Payment, now: u64, outbox: bool) -> Result<(), StoreError> {
+    if !outbox {
+        // No sink to drain it: remember that the outbox is incomplete instead, so a sink
+        // configured later starts with a full resync rather than a partial mirror.
+        wtx.open_table(META)
+            .db("open meta")?
+            .insert(OUTBOX_SKIPPED_KEY, [1u8].as_slice())
+            .db("write meta")?;
+        return Ok(());
+    }
     let mut t = wtx.open_table(OUTBOX).db("open outbox")?;
     let next = t
         .last()

@@ -185,6 +185,22 @@ fn key_cases() -> Vec<KeyCase> {
             invalid: Some(("0", "0 is out of range (1 to 300 s)")),
         },
         KeyCase {
+            key: keys::ELECTRUM_COST_BUDGET,
+            show: |c| c.electrum_cost_budget.to_string(),
+            default: "800",
+            env: ("0", "0"),
+            toml: ("5000", "5000"),
+            invalid: Some(("-1", r#""-1" is not a whole number"#)),
+        },
+        KeyCase {
+            key: keys::DETECTION_BACKLOG_ALERT_SECS,
+            show: |c| c.detection_backlog_alert.as_secs().to_string(),
+            default: "60",
+            env: ("5", "5"),
+            toml: ("120", "120"),
+            invalid: Some(("0", "0 is out of range (1 to 3600 s)")),
+        },
+        KeyCase {
             key: keys::LOG,
             show: |c| c.log_filter.clone(),
             default: "info",

@@ -29,6 +29,7 @@ fn payment() -> Payment {
         expires_at: EXPIRES,
         first_seen_at: None,
         confirmed_at: None,
+        covered_height: None,
         version: 1,
     }
 }

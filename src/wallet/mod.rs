@@ -4,11 +4,15 @@
 //! The wallet itself is in-memory (`bdk_wallet::Wallet`); its changesets are persisted by
 //! the caller in the same store transaction as the payments they belong to.
 
+pub mod view;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use bdk_wallet::bitcoin::{Address, Network, ScriptBuf};
+use bdk_wallet::chain::Merge;
 use bdk_wallet::chain::spk_client::SyncRequest;
-use bdk_wallet::chain::{ChainPosition, Merge};
+
+pub use view::{Balances, Key};
 use bdk_wallet::{ChangeSet, KeychainKind, Wallet};
 
 use crate::payments::SeenTx;
@@ -97,71 +101,87 @@ pub fn receive_spk(wallet: &Wallet, index: u32) -> ScriptBuf {
         .script_pubkey()
 }
 
-/// A sync request for exactly these receive indices, with the transactions the wallet
-/// expects there so that vanished (replaced or reorged-out) ones are noticed.
-pub fn sync_request(
-    wallet: &Wallet,
-    indices: &BTreeSet<u32>,
-    now: u64,
-) -> SyncRequest<(KeychainKind, u32)> {
-    let spks: Vec<((KeychainKind, u32), ScriptBuf)> = indices
-        .iter()
-        .map(|&i| ((KeychainKind::External, i), receive_spk(wallet, i)))
-        .collect();
-    let wanted: BTreeSet<ScriptBuf> = spks.iter().map(|(_, s)| s.clone()).collect();
-    let tip = wallet.local_chain().tip();
-    let expected: Vec<_> = wallet
-        .tx_graph()
-        .list_expected_spk_txids(wallet.local_chain(), tip.block_id(), wallet.spk_index(), ..)
-        .filter(|(spk, _)| wanted.contains(spk))
-        .collect();
+/// Script of a revealed (or, failing that, derived) wallet script.
+pub fn spk(wallet: &Wallet, (keychain, index): Key) -> ScriptBuf {
+    wallet
+        .spk_index()
+        .spk_at_index(keychain, index)
+        .unwrap_or_else(|| wallet.peek_address(keychain, index).address.script_pubkey())
+}
+
+/// A sync request for exactly these scripts, with the transactions the wallet expects
+/// there (paying to them or spending from them), so that vanished ones (replaced,
+/// double spent, reorganised out) are noticed. Costs what these scripts hold, not history.
+pub fn sync_request(wallet: &Wallet, keys: &BTreeSet<Key>, now: u64) -> SyncRequest<Key> {
+    let graph = wallet.tx_graph();
+    let mut spks = Vec::with_capacity(keys.len());
+    let mut expected = Vec::new();
+    for &key in keys {
+        let script = spk(wallet, key);
+        for (_, op) in wallet.spk_index().inner().outputs_in_range(key..=key) {
+            expected.push((script.clone(), op.txid));
+            for &spender in graph.outspends(op) {
+                expected.push((script.clone(), spender));
+            }
+        }
+        spks.push((key, script));
+    }
     SyncRequest::builder_at(now)
-        .chain_tip(tip)
+        .chain_tip(wallet.local_chain().tip())
         .spks_with_indexes(spks)
         .expected_spk_txids(expected)
         .build()
 }
 
-/// A sync request for every revealed script (catch-up after reconnect, reconciliation).
-pub fn sync_all_request(wallet: &Wallet, now: u64) -> SyncRequest<(KeychainKind, u32)> {
-    wallet.start_sync_with_revealed_spks_at(now).build()
+/// A sync request with no scripts: brings the wallet's chain to the server's tip.
+pub fn tip_request(wallet: &Wallet, now: u64) -> SyncRequest<Key> {
+    SyncRequest::builder_at(now)
+        .chain_tip(wallet.local_chain().tip())
+        .build()
+}
+
+/// Every transaction and confirmation anchor the wallet holds, to prime an Electrum
+/// client's caches so that nothing known is downloaded (or proven) again.
+pub type CacheSeed = (
+    Vec<std::sync::Arc<bdk_wallet::bitcoin::Transaction>>,
+    Vec<(
+        bdk_wallet::bitcoin::Txid,
+        Vec<bdk_wallet::chain::ConfirmationBlockTime>,
+    )>,
+);
+
+/// See [`CacheSeed`].
+pub fn cache_seed(wallet: &Wallet) -> CacheSeed {
+    let graph = wallet.tx_graph();
+    let txs = graph.full_txs().map(|n| n.tx.clone()).collect();
+    let anchors = graph
+        .all_anchors()
+        .iter()
+        .map(|(txid, set)| (*txid, set.iter().copied().collect()))
+        .collect();
+    (txs, anchors)
 }
 
 /// What the wallet currently sees paid to each of these receive indices.
 pub fn seen_txs(wallet: &Wallet, indices: &BTreeSet<u32>) -> BTreeMap<u32, Vec<SeenTx>> {
-    let mut out: BTreeMap<u32, Vec<SeenTx>> = indices.iter().map(|&i| (i, Vec::new())).collect();
-    // A range lookup per index in the spk index's ordered set: no scan of all outputs.
-    let outpoints: Vec<_> = indices
-        .iter()
-        .flat_map(|&i| {
-            let key = (KeychainKind::External, i);
-            wallet
-                .spk_index()
-                .inner()
-                .outputs_in_range(key..=key)
-                .map(|(k, op)| (*k, op))
-        })
-        .collect();
-    let tip = wallet.local_chain().tip().block_id();
-    for ((_, idx), txo) in wallet.tx_graph().filter_chain_txouts(
-        wallet.local_chain(),
-        tip,
-        Default::default(),
-        outpoints,
-    ) {
-        let height = match txo.chain_position {
-            ChainPosition::Confirmed { anchor, .. } => Some(anchor.block_id.height),
-            ChainPosition::Unconfirmed { .. } => None,
-        };
-        let txid = txo.outpoint.txid.to_string();
-        let list = out.entry(idx).or_default();
-        match list.iter_mut().find(|t| t.txid == txid) {
-            Some(t) => t.value_sat = t.value_sat.saturating_add(txo.txout.value.to_sat()),
-            None => list.push(SeenTx {
-                txid,
-                value_sat: txo.txout.value.to_sat(),
-                height,
-            }),
+    let chain = view::Chain::walk(wallet);
+    let mut out: BTreeMap<u32, Vec<SeenTx>> = BTreeMap::new();
+    for &i in indices {
+        let list = out.entry(i).or_default();
+        for (op, value, pos) in chain.outputs((KeychainKind::External, i)) {
+            let height = match pos {
+                view::Position::Confirmed(h) => Some(h),
+                view::Position::Unconfirmed => None,
+            };
+            let txid = op.txid.to_string();
+            match list.iter_mut().find(|t| t.txid == txid) {
+                Some(t) => t.value_sat = t.value_sat.saturating_add(value),
+                None => list.push(SeenTx {
+                    txid,
+                    value_sat: value,
+                    height,
+                }),
+            }
         }
     }
     out
@@ -182,8 +202,11 @@ pub fn merge_into(acc: &mut Option<ChangeSet>, cs: Option<ChangeSet>) {
 }
 
 /// The wallet's public facts for the sink's `bitcoin_wallets` row.
-pub fn summary(wallet: &Wallet, now: u64) -> crate::store::WalletSummary {
-    let balance = wallet.balance();
+pub fn summary(
+    wallet: &Wallet,
+    balances: &view::Balances,
+    now: u64,
+) -> crate::store::WalletSummary {
     let has_change = wallet.keychains().any(|(k, _)| k == KeychainKind::Internal);
     crate::store::WalletSummary {
         descriptor_checksum: wallet.descriptor_checksum(KeychainKind::External),
@@ -191,8 +214,8 @@ pub fn summary(wallet: &Wallet, now: u64) -> crate::store::WalletSummary {
             .then(|| wallet.descriptor_checksum(KeychainKind::Internal)),
         network: wallet.network().to_string(),
         addresses_in_use: wallet.next_derivation_index(KeychainKind::External),
-        confirmed_sat: balance.confirmed.to_sat(),
-        unconfirmed_sat: (balance.trusted_pending + balance.untrusted_pending).to_sat(),
+        confirmed_sat: balances.confirmed(),
+        unconfirmed_sat: balances.unconfirmed(),
         tip_height: tip_height(wallet),
         updated_at: now,
     }
