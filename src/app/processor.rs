@@ -180,7 +180,10 @@ impl Processor {
                 .revealed_keychain_spks(KeychainKind::Internal)
                 .map(|(i, _)| (KeychainKind::Internal, i)),
         );
-        let stored = self.app.store.script_statuses(keys.iter().map(|k| store_key(*k)))?;
+        let stored = self
+            .app
+            .store
+            .script_statuses(keys.iter().map(|k| store_key(*k)))?;
         Ok(keys
             .into_iter()
             .map(|k| {

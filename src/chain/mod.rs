@@ -269,7 +269,9 @@ impl ChainHandle {
         let deadline = Instant::now() + limit;
         while !t.is_finished() {
             if Instant::now() >= deadline {
-                tracing::warn!("chain thread still in a network call; leaving it to exit with the process");
+                tracing::warn!(
+                    "chain thread still in a network call; leaving it to exit with the process"
+                );
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -18,7 +18,9 @@ pub fn of_history(history: &[GetHistoryRes]) -> Status {
     for h in history {
         text.push_str(&format!("{}:{}:", h.tx_hash, h.height));
     }
-    Some(hex::encode(sha256::Hash::hash(text.as_bytes()).to_byte_array()))
+    Some(hex::encode(
+        sha256::Hash::hash(text.as_bytes()).to_byte_array(),
+    ))
 }
 
 /// The hex form of a status as electrum-client returns it.

@@ -318,12 +318,12 @@ impl Worker {
                 self.ping(c, &mut s)?;
                 continue;
             }
-            let readable = c
-                .wait_readable(wait.min(COMMAND_POLL))
-                .map_err(|e| ChainError::Request {
-                    op: "wait",
-                    detail: e.to_string(),
-                })?;
+            let readable =
+                c.wait_readable(wait.min(COMMAND_POLL))
+                    .map_err(|e| ChainError::Request {
+                        op: "wait",
+                        detail: e.to_string(),
+                    })?;
             if readable {
                 self.ping(c, &mut s)?;
             }
@@ -447,7 +447,9 @@ impl Worker {
         let spks: Vec<ScriptBuf> = keys.iter().map(|k| self.watched[k].clone()).collect();
         self.charge(key, cost::SCRIPT * keys.len() as f64);
         let api = &c.client.inner;
-        let r = self.timed(s, || api.batch_script_subscribe(spks.iter().map(|s| s.as_script())));
+        let r = self.timed(s, || {
+            api.batch_script_subscribe(spks.iter().map(|s| s.as_script()))
+        });
         let statuses = match r {
             Ok(v) => v,
             Err(bdk_electrum::electrum_client::Error::Protocol(e)) => {
@@ -555,7 +557,12 @@ impl Worker {
 
     /// Syncs one chunk of scripts whose status moved (or just the tip). Returns false
     /// when the processor is gone.
-    fn sync_chunk(&mut self, c: &conn::Conn, key: &str, s: &mut Session) -> Result<bool, ChainError> {
+    fn sync_chunk(
+        &mut self,
+        c: &conn::Conn,
+        key: &str,
+        s: &mut Session,
+    ) -> Result<bool, ChainError> {
         let keys: Vec<Key> = {
             // Newest scripts first: what customers are paying now.
             let mut ordered: Vec<Key> = s.dirty.keys().copied().collect();
@@ -618,13 +625,18 @@ impl Worker {
 
     /// One slice of background work if the budget allows. Returns how long to wait
     /// before the next slice (zero: work was done, go again).
-    fn background(&mut self, c: &conn::Conn, key: &str, s: &mut Session) -> Result<Duration, ChainError> {
+    fn background(
+        &mut self,
+        c: &conn::Conn,
+        key: &str,
+        s: &mut Session,
+    ) -> Result<Duration, ChainError> {
         let subs = s.subscribed.len();
-        while s
-            .to_subscribe
-            .last()
-            .is_some_and(|k| self.watched.get(k).is_none_or(|spk| s.subscribed.contains_key(spk)))
-        {
+        while s.to_subscribe.last().is_some_and(|k| {
+            self.watched
+                .get(k)
+                .is_none_or(|spk| s.subscribed.contains_key(spk))
+        }) {
             s.to_subscribe.pop();
         }
         if !s.to_subscribe.is_empty() {

@@ -111,7 +111,8 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
         .filter(|id| !p.txids.contains(id))
         .cloned()
         .collect();
-    let covered_height = (confirmations > 0).then(|| obs.tip_height.saturating_sub(confirmations - 1));
+    let covered_height =
+        (confirmations > 0).then(|| obs.tip_height.saturating_sub(confirmations - 1));
     // Less deep than before, or covered in a later block than before: a reorg.
     let reorg = !vanished.is_empty()
         || confirmations < p.confirmations

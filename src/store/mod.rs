@@ -634,7 +634,9 @@ fn migrate_v1_watch_index(wtx: &redb::WriteTransaction) -> Result<(), StoreError
     for r in payments.iter().db("iterate payments")? {
         let (seq, v) = r.db("read payment")?;
         let p: Payment = decode("payment", v.value())?;
-        watch.insert(p.derivation_index, seq.value()).db("write watch")?;
+        watch
+            .insert(p.derivation_index, seq.value())
+            .db("write watch")?;
         writer::bump_flags(wtx, &Default::default(), &p.flags)?;
     }
     Ok(())

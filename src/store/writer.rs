@@ -362,7 +362,10 @@ pub(super) fn bump_flags(
             return Ok(());
         }
         let key = format!("flag:{name}");
-        let cur = t.get(key.as_str()).db("read count")?.map_or(0, |v| v.value());
+        let cur = t
+            .get(key.as_str())
+            .db("read count")?
+            .map_or(0, |v| v.value());
         let new = if is { cur + 1 } else { cur.saturating_sub(1) };
         t.insert(key.as_str(), new).db("write count")?;
         Ok(())

@@ -12,8 +12,8 @@ use bdk_wallet::bitcoin::{Address, Network, ScriptBuf};
 use bdk_wallet::chain::Merge;
 use bdk_wallet::chain::spk_client::SyncRequest;
 
-pub use view::{Balances, Key};
 use bdk_wallet::{ChangeSet, KeychainKind, Wallet};
+pub use view::{Balances, Key};
 
 use crate::payments::SeenTx;
 use crate::store::{Store, StoreError};

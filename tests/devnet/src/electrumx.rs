@@ -154,7 +154,8 @@ impl ElectrumX {
             .stderr(log_err);
         match cfg.cost_limits {
             CostLimits::Default => {
-                cmd.env_remove("COST_SOFT_LIMIT").env_remove("COST_HARD_LIMIT");
+                cmd.env_remove("COST_SOFT_LIMIT")
+                    .env_remove("COST_HARD_LIMIT");
             }
             CostLimits::Unlimited => {
                 cmd.env("COST_SOFT_LIMIT", "0").env("COST_HARD_LIMIT", "0");

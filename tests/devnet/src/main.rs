@@ -99,7 +99,10 @@ fn run() -> Result<(), Error> {
                 .venv
                 .clone()
                 .ok_or_else(|| Error::Usage("up needs --venv VENV".into()))?;
-            print!("{}", stack::up(&dir, &venv, args.realistic, args.unlimited)?);
+            print!(
+                "{}",
+                stack::up(&dir, &venv, args.realistic, args.unlimited)?
+            );
         }
         "down" => {
             for p in stack::down(&dir)? {

@@ -105,12 +105,7 @@ fn read_pids(dir: &StateDir) -> Vec<(String, u32)> {
 
 /// Starts the devnet and ElectrumX in the background; returns the env lines.
 /// On failure, stops whatever it had started.
-pub fn up(
-    dir: &StateDir,
-    venv: &Path,
-    realistic: bool,
-    unlimited: bool,
-) -> Result<String, Error> {
+pub fn up(dir: &StateDir, venv: &Path, realistic: bool, unlimited: bool) -> Result<String, Error> {
     let result = start(dir, venv, realistic, unlimited);
     if result.is_err() && !matches!(result, Err(Error::Usage(_))) {
         // Best effort: the error being reported matters more than a cleanup failure.
@@ -119,12 +114,7 @@ pub fn up(
     result
 }
 
-fn start(
-    dir: &StateDir,
-    venv: &Path,
-    realistic: bool,
-    unlimited: bool,
-) -> Result<String, Error> {
+fn start(dir: &StateDir, venv: &Path, realistic: bool, unlimited: bool) -> Result<String, Error> {
     fs::create_dir_all(&dir.0).map_err(Error::io(format!("create {}", dir.0.display())))?;
     // The env file's paths must work from any directory.
     let dir = &StateDir(
