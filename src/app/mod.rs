@@ -160,7 +160,7 @@ pub(crate) enum ProcessorMsg {
         /// Receive index.
         index: u32,
         /// The payment as created.
-        payment: Payment,
+        payment: Box<Payment>,
     },
     /// Resync everything.
     SyncAll,
@@ -320,7 +320,7 @@ impl App {
             Outcome::Committed => {
                 self.tell_processor(ProcessorMsg::Watch {
                     index,
-                    payment: payment.clone(),
+                    payment: Box::new(payment.clone()),
                 })
                 .await;
                 Ok((payment, true))
