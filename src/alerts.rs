@@ -22,13 +22,16 @@ pub const FAILED_PAYMENTS: &str = "SnakkazPayFailedPaymentsHigh";
 pub const ELECTRUM_CONNECTION: &str = "SnakkazPayElectrumConnection";
 /// Overpaid, late or reorganised/double-spent payments piling up.
 pub const ABNORMAL_TRANSACTIONS: &str = "SnakkazPayAbnormalTransactions";
-/// Every rule, in the guide's order.
-pub const RULES: [&str; 5] = [
+/// Payment detection is connected but cannot keep up (backlog, throttling, refusals).
+pub const DETECTION_DEGRADED: &str = "SnakkazPayDetectionDegraded";
+/// Every rule, in the guide's order, then the appliance's own.
+pub const RULES: [&str; 6] = [
     SERVICE_DOWN,
     BALANCE_CHANGE,
     FAILED_PAYMENTS,
     ELECTRUM_CONNECTION,
     ABNORMAL_TRANSACTIONS,
+    DETECTION_DEGRADED,
 ];
 
 /// Seconds between two history samples (finer samples add nothing to hour-long windows).
@@ -96,6 +99,8 @@ pub struct Now {
     pub processor_idle_secs: Option<u64>,
     /// The store could not be read.
     pub store_error: Option<String>,
+    /// Why detection cannot be trusted while connected (see `app::health`).
+    pub detection_problems: Vec<String>,
 }
 
 /// A firing alert.
@@ -192,6 +197,12 @@ pub fn evaluate(th: &Thresholds, history: &[Sample], now: &Now) -> Vec<Alert> {
                 ),
             ));
         }
+    }
+    if now.payments_enabled
+        && now.electrum_down_secs.is_none()
+        && let Some(first) = now.detection_problems.first()
+    {
+        out.push(alert(DETECTION_DEGRADED, "critical", first.clone()));
     }
     if now.payments_enabled
         && let Some(down) = now.electrum_down_secs
@@ -370,6 +381,10 @@ pub fn assess(app: &App) -> Assessment {
             Err(e) => Some(e.to_string()),
             Ok(_) => flags_err,
         },
+        detection_problems: status
+            .as_ref()
+            .map(|s| s.electrum.degraded.clone())
+            .unwrap_or_default(),
     };
     let alerts = evaluate(&app.cfg.alerts, &history, &now);
     Assessment {

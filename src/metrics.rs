@@ -176,6 +176,49 @@ impl Metrics {
             "Electrum sessions opened after the first (failovers and reconnections)",
             ConstCounter::new(e.reconnects),
         );
+        gauge(
+            &mut r,
+            "snakkaz_pay_electrum_subscriptions",
+            "Scripts subscribed on the current Electrum session",
+            sat_i64(e.subscriptions),
+        );
+        gauge(
+            &mut r,
+            "snakkaz_pay_electrum_watched_scripts",
+            "Scripts the appliance watches (open payments, late windows, change)",
+            sat_i64(e.watched),
+        );
+        gauge(
+            &mut r,
+            "snakkaz_pay_detection_backlog",
+            "Watched scripts not yet subscribed, or whose change is not yet synced",
+            sat_i64(e.backlog),
+        );
+        gauge(
+            &mut r,
+            "snakkaz_pay_detection_backlog_age_seconds",
+            "How long the detection backlog has been non-empty (0 when empty)",
+            sat_i64(e.backlog_age_secs.unwrap_or(0)),
+        );
+        if let Some(ms) = e.request_ms {
+            r.register(
+                "snakkaz_pay_electrum_request_seconds",
+                "Smoothed duration of one Electrum round trip (server throttling shows here)",
+                ConstGauge::new(ms as f64 / 1000.0),
+            );
+        }
+        gauge(
+            &mut r,
+            "snakkaz_pay_electrum_session_cost",
+            "Estimated cost of the session on the server, in ElectrumX cost units",
+            sat_i64(e.session_cost),
+        );
+        gauge(
+            &mut r,
+            "snakkaz_pay_electrum_session_failures",
+            "Electrum sessions that ended with an error in the last 10 minutes",
+            sat_i64(e.session_failures_10m),
+        );
         if let Some(ms) = e.last_sync_ms {
             r.register(
                 "snakkaz_pay_sync_duration_seconds",

@@ -121,6 +121,11 @@ fn three_thousand_open_payments_on_a_default_limits_server() {
         problems(&st)
     );
     eprintln!("after restart: {}", st["electrum"]);
+    let (_, alerts) = app.get("/api/alerts");
+    assert!(
+        alerts.to_string().contains("SnakkazPayDetectionDegraded"),
+        "the detection alert fires: {alerts}"
+    );
 
     let fresh = app.create_payment(77_000, "after-restart", None);
     let took = pay_and_time(&devnet, &app, &fresh);

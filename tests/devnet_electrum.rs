@@ -84,11 +84,18 @@ fn payment_is_notified_unconfirmed_then_confirms_with_a_valid_merkle_proof() {
 
     let txid = Txid::from_str(&devnet.pay(SOMEONE, 50_000)).unwrap();
     // The status notification arrives on its own; `ping` just reads the socket.
-    wait_until(SEEN, "a scripthash notification", || {
+    let status = wait_until(SEEN, "a scripthash notification", || {
         electrum.ping().unwrap();
         electrum.script_pop(&spk).unwrap()
     });
     wait_history(&electrum, SOMEONE, &[(txid, 0)]);
+    // The appliance's safety net recomputes statuses from histories: it must agree with
+    // the server's own, or every check would look like a change.
+    assert_eq!(
+        snakkaz_pay::chain::status_of_history(&history(&electrum, SOMEONE)),
+        Some(hex::encode(*status)),
+        "status computed from the history equals ElectrumX's"
+    );
     let tx = electrum.transaction_get(&txid).unwrap();
     assert!(
         tx.output
@@ -98,6 +105,20 @@ fn payment_is_notified_unconfirmed_then_confirms_with_a_valid_merkle_proof() {
 
     let height = devnet.mine(1);
     wait_history(&electrum, SOMEONE, &[(txid, height as i32)]);
+    let second = Txid::from_str(&devnet.pay(SOMEONE, 1_000)).unwrap();
+    wait_history(&electrum, SOMEONE, &[(txid, height as i32), (second, 0)]);
+    let status = wait_until(SEEN, "the status after two transactions", || {
+        electrum.ping().unwrap();
+        let mut last = None;
+        while let Some(s) = electrum.script_pop(&spk).unwrap() {
+            last = Some(s);
+        }
+        last.filter(|s| {
+            snakkaz_pay::chain::status_of_history(&history(&electrum, SOMEONE))
+                == Some(hex::encode(**s))
+        })
+    });
+    assert_eq!(hex::encode(*status).len(), 64);
     let proof = electrum
         .transaction_get_merkle(&txid, height as usize)
         .unwrap();

@@ -14,30 +14,47 @@ pub const FAILURES_TO_FLAG: usize = 3;
 /// What the operator can do when the server cannot keep up.
 pub const SERVER_FIX: &str = "run your own Electrum server or raise its limits (ElectrumX: COST_SOFT_LIMIT, COST_HARD_LIMIT; then SNAKKAZ_PAY_ELECTRUM_COST_BUDGET), or add servers to SNAKKAZ_PAY_ELECTRUM_SERVERS";
 
-/// Problems of the detection path; empty when a payment made now would be noticed.
-pub fn detection_problems(
-    c: &ChainStatus,
-    enabled: bool,
-    now: u64,
-    backlog_alert_secs: u64,
-) -> Vec<String> {
-    let mut out = Vec::new();
+/// What is wrong with detection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Detection {
+    /// No session (or no thread to hold one): nothing is detected.
+    pub down: Option<String>,
+    /// Connected, but a payment made now could go unnoticed for long.
+    pub degraded: Vec<String>,
+}
+
+impl Detection {
+    /// Every problem, the outage first.
+    pub fn problems(&self) -> Vec<String> {
+        self.down.iter().chain(&self.degraded).cloned().collect()
+    }
+}
+
+/// Problems of the detection path; none when a payment made now would be noticed.
+pub fn detection(c: &ChainStatus, enabled: bool, now: u64, backlog_alert_secs: u64) -> Detection {
+    let mut d = Detection::default();
     if !enabled {
-        return out;
+        return d;
     }
     if !c.thread_alive {
-        out.push(
+        d.down = Some(
             "payment detection stopped: the Electrum connection thread ended; restart the daemon (systemd does) and check the log".to_owned(),
         );
-        return out;
+        return d;
     }
     if !c.connected {
-        out.push(match &c.last_error {
+        d.down = Some(match &c.last_error {
             Some(e) => format!("Electrum connection lost: {e}"),
             None => "Electrum not connected yet".to_owned(),
         });
-        return out;
+        return d;
     }
+    d.degraded = degraded(c, now, backlog_alert_secs);
+    d
+}
+
+fn degraded(c: &ChainStatus, now: u64, backlog_alert_secs: u64) -> Vec<String> {
+    let mut out = Vec::new();
     if let Some(since) = c.backlog_since {
         let age = now.saturating_sub(since);
         if c.backlog > 0 && age >= backlog_alert_secs {
@@ -84,13 +101,29 @@ mod tests {
 
     #[test]
     fn a_connected_caught_up_session_is_healthy() {
-        assert!(detection_problems(&up(), true, 1000, 60).is_empty());
+        assert_eq!(detection(&up(), true, 1000, 60), Detection::default());
     }
 
     #[test]
     fn disabled_payments_have_no_detection_problem() {
         let c = ChainStatus::default();
-        assert!(detection_problems(&c, false, 1000, 60).is_empty());
+        assert_eq!(detection(&c, false, 1000, 60), Detection::default());
+    }
+
+    #[test]
+    fn a_lost_connection_is_an_outage_not_a_degradation() {
+        let c = ChainStatus {
+            connected: false,
+            last_error: Some("refused".into()),
+            ..up()
+        };
+        let d = detection(&c, true, 1000, 60);
+        assert!(d.down.unwrap().contains("refused"));
+        assert!(d.degraded.is_empty());
+    }
+
+    fn detection_problems(c: &ChainStatus, enabled: bool, now: u64, secs: u64) -> Vec<String> {
+        detection(c, enabled, now, secs).problems()
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub struct ElectrumReport {
     pub session_cost: u64,
     /// Sessions that ended with an error in the last 10 minutes.
     pub session_failures_10m: u64,
+    /// Why detection is degraded while connected (empty when it is not).
+    pub degraded: Vec<String>,
     /// Last error.
     pub last_error: Option<String>,
 }
@@ -430,12 +432,13 @@ impl App {
         };
         let counts = self.store.status_counts()?;
         let (outbox_len, oldest) = self.store.outbox_stats()?;
-        let mut problems = health::detection_problems(
+        let detection = health::detection(
             &chain,
             self.cfg.enabled,
             now,
             self.cfg.detection_backlog_alert.as_secs(),
         );
+        let mut problems = detection.problems();
         let (sink, sink_problem) = self
             .sink_status
             .report(outbox_len, oldest.map(|t| now.saturating_sub(t)));
@@ -464,6 +467,7 @@ impl App {
                 request_ms: chain.request_ms,
                 session_cost: chain.session_cost,
                 session_failures_10m: chain.recent_failures.len() as u64,
+                degraded: detection.degraded,
                 last_error: chain.last_error,
             },
             wallet: WalletReport {

@@ -25,6 +25,7 @@ use bdk_wallet::{Update, Wallet};
 use tokio::sync::mpsc;
 
 pub use crate::wallet::Key;
+pub use status::of_history as status_of_history;
 
 /// An Electrum server address.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,12 +46,18 @@ const POP_INTERVAL: Duration = Duration::from_millis(200);
 /// Backoff after a failed connection: first step and ceiling.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Round trips measured before the smoothed request time is reported.
+const MIN_REQUEST_SAMPLES: u32 = 8;
 /// Session failures are remembered this long for health.
 const FAILURE_MEMORY_SECS: u64 = 600;
 
 enum Exit {
     Shutdown,
-    Failed(ChainError),
+    /// Could not open a session (the server is away): an outage, reported as such.
+    Unreachable(ChainError),
+    /// An open session ended: counted, since a server that keeps dropping us is a problem
+    /// of its own even while reconnects succeed.
+    Dropped(ChainError),
 }
 
 /// The state of one session.
@@ -100,6 +106,7 @@ pub(super) struct Worker {
     /// closed session's cost to the next one from the same address.
     budgets: HashMap<String, Budget>,
     request_ms: Option<f64>,
+    request_samples: u32,
 }
 
 impl Worker {
@@ -127,6 +134,7 @@ impl Worker {
             cmds,
             budgets: HashMap::new(),
             request_ms: None,
+            request_samples: 0,
         }
     }
 
@@ -143,33 +151,20 @@ impl Worker {
             let mut served = false;
             match self.session(&server, &mut sessions, &mut served) {
                 Exit::Shutdown => return,
-                Exit::Failed(ChainError::HistoryEmptied) => {
+                Exit::Dropped(ChainError::HistoryEmptied) => {
                     tracing::info!(server = %server, "a watched address lost its only transaction; reopening the session to resync");
                     // Same server, no backoff, and not a reconnect an operator should count.
                     attempt -= 1;
                     sessions = sessions.saturating_sub(1);
                     continue;
                 }
-                Exit::Failed(e) => {
-                    tracing::warn!(server = %server, error = %e, "Electrum session ended");
-                    let now = crate::clock::now();
-                    {
-                        let mut st = self.status.lock().expect("status lock");
-                        st.connected = false;
-                        st.subscriptions = 0;
-                        st.last_error = Some(e.to_string());
-                        st.recent_failures.push(now);
-                        st.recent_failures
-                            .retain(|&t| now.saturating_sub(t) < FAILURE_MEMORY_SECS);
+                Exit::Unreachable(e) => {
+                    if !self.ended(&server, &e, false) {
+                        return;
                     }
-                    if self
-                        .events
-                        .blocking_send(ChainEvent::Disconnected {
-                            server: server.to_string(),
-                            error: e.to_string(),
-                        })
-                        .is_err()
-                    {
+                }
+                Exit::Dropped(e) => {
+                    if !self.ended(&server, &e, true) {
                         return;
                     }
                 }
@@ -184,6 +179,29 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// Records a session's end; false when the processor is gone.
+    fn ended(&mut self, server: &Server, e: &ChainError, dropped: bool) -> bool {
+        tracing::warn!(server = %server, error = %e, "Electrum session ended");
+        let now = crate::clock::now();
+        {
+            let mut st = self.status.lock().expect("status lock");
+            st.connected = false;
+            st.subscriptions = 0;
+            st.last_error = Some(e.to_string());
+            if dropped {
+                st.recent_failures.push(now);
+            }
+            st.recent_failures
+                .retain(|&t| now.saturating_sub(t) < FAILURE_MEMORY_SECS);
+        }
+        self.events
+            .blocking_send(ChainEvent::Disconnected {
+                server: server.to_string(),
+                error: e.to_string(),
+            })
+            .is_ok()
     }
 
     /// Sleeps while still obeying commands; true when asked to shut down.
@@ -217,13 +235,13 @@ impl Worker {
     fn session(&mut self, server: &Server, sessions: &mut u64, served: &mut bool) -> Exit {
         let c = match conn::connect(server, &self.tls, self.settings.timeout) {
             Ok(c) => c,
-            Err(e) => return Exit::Failed(e),
+            Err(e) => return Exit::Unreachable(e),
         };
         let r = self.serve(server, &c, sessions, served);
         self.status.lock().expect("status lock").subscriptions = 0;
         match r {
             Ok(()) => Exit::Shutdown,
-            Err(e) => Exit::Failed(e),
+            Err(e) => Exit::Dropped(e),
         }
     }
 
@@ -342,7 +360,12 @@ impl Worker {
         st.subscriptions = subs as u64;
         st.watched = self.watched.len() as u64;
         st.session_cost = spent as u64;
-        st.request_ms = self.request_ms.map(|ms| ms as u64);
+        // One slow answer (a busy machine, a cold cache) is not throttling: report the
+        // average once it rests on a few round trips.
+        st.request_ms = self
+            .request_ms
+            .filter(|_| self.request_samples >= MIN_REQUEST_SAMPLES)
+            .map(|ms| ms as u64);
         if backlog == 0 {
             st.backlog_since = None;
         } else if st.backlog == 0 || st.backlog_since.is_none() {
@@ -357,6 +380,7 @@ impl Worker {
         let start = Instant::now();
         let r = f();
         let ms = start.elapsed().as_secs_f64() * 1000.0;
+        self.request_samples = self.request_samples.saturating_add(1);
         self.request_ms = Some(match self.request_ms {
             None => ms,
             Some(avg) => avg * 0.8 + ms * 0.2,
