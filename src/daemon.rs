@@ -41,6 +41,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let sink_settings = crate::sink::settings(&cfg)?;
     let listen = cfg.listen;
     let app = App::open(cfg)?;
+    if sink_settings.is_some()
+        && app
+            .store
+            .outbox_skipped()
+            .context("reading the outbox state")?
+    {
+        // Changes were made while no sink was configured: the mirror starts complete.
+        app.store
+            .commit(crate::store::WriteBatch {
+                requeue_all: true,
+                clear_outbox_skipped: true,
+                ..Default::default()
+            })
+            .await
+            .context("re-queueing every payment for the newly configured sink")?;
+        tracing::info!(
+            "a sink is configured after changes made without one: every payment re-queued"
+        );
+    }
     let listener = crate::web::bind(listen)
         .await
         .with_context(|| format!("SNAKKAZ_PAY_LISTEN: cannot listen on {listen}"))?;

@@ -194,6 +194,14 @@ impl Devnet {
             .to_owned()
     }
 
+    /// Pays every `(address, sats)` in one faucet transaction; returns the txid.
+    pub fn pay_many(&self, to: &[(String, u64)]) -> String {
+        self.call("devnet_pay_many", json!([to]))
+            .as_str()
+            .expect("txid")
+            .to_owned()
+    }
+
     /// Mines `n` blocks (the mempool goes into the first) and waits until ElectrumX
     /// (when running) serves the new tip; returns the new height.
     pub fn mine(&self, n: u32) -> u32 {

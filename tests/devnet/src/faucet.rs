@@ -107,23 +107,36 @@ impl Faucet {
         to: ScriptBuf,
         amount: Amount,
     ) -> Result<Transaction, RpcError> {
-        if amount < DUST {
+        self.pay_many(chain, mempool, vec![(to, amount)])
+    }
+
+    /// One signed transaction paying every `(script, amount)` (benchmarks fund
+    /// thousands of addresses in a few transactions).
+    pub fn pay_many(
+        &self,
+        chain: &Chain,
+        mempool: &Mempool,
+        to: Vec<(ScriptBuf, Amount)>,
+    ) -> Result<Transaction, RpcError> {
+        if let Some((_, amount)) = to.iter().find(|(_, a)| *a < DUST) {
             return Err(RpcError::new(
                 code::INVALID_PARAMETER,
                 format!("amount {amount} is below {DUST}"),
             ));
         }
+        let amount: Amount = to.iter().map(|(_, a)| *a).sum();
+        let n_out = to.len() + 1;
         let mut inputs = Vec::new();
         let mut total = Amount::ZERO;
         for coin in self.spendable(chain, mempool) {
             total += coin.1.value;
             inputs.push(coin);
-            let fee = fee_for(inputs.len(), 2, PAY_SAT_PER_VB);
+            let fee = fee_for(inputs.len(), n_out, PAY_SAT_PER_VB);
             if total >= amount + fee {
                 break;
             }
         }
-        let fee = fee_for(inputs.len(), 2, PAY_SAT_PER_VB);
+        let fee = fee_for(inputs.len(), n_out, PAY_SAT_PER_VB);
         if total < amount + fee {
             return Err(RpcError::new(
                 code::MISC,
@@ -132,10 +145,13 @@ impl Faucet {
                 ),
             ));
         }
-        let mut outputs = vec![TxOut {
-            value: amount,
-            script_pubkey: to,
-        }];
+        let mut outputs: Vec<TxOut> = to
+            .into_iter()
+            .map(|(script_pubkey, value)| TxOut {
+                value,
+                script_pubkey,
+            })
+            .collect();
         let change = total - amount - fee;
         if change >= DUST {
             outputs.push(TxOut {

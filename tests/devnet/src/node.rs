@@ -190,6 +190,16 @@ impl Node {
         Ok(self.submit(tx)?.0)
     }
 
+    /// Pays every `(address, sats)` in one transaction.
+    pub fn pay_many(&mut self, to: &[(String, u64)]) -> Result<Txid, RpcError> {
+        let to = to
+            .iter()
+            .map(|(a, s)| Ok((parse_address(a)?, Amount::from_sat(*s))))
+            .collect::<Result<Vec<_>, RpcError>>()?;
+        let tx = self.faucet.pay_many(&self.chain, &self.mempool, to)?;
+        Ok(self.submit(tx)?.0)
+    }
+
     /// Double-spends the faucet payment `txid` with a higher fee, paying `address`
     /// (the faucet itself when `None`).
     pub fn replace(&mut self, txid: Txid, address: Option<&str>) -> Result<Txid, RpcError> {

@@ -172,6 +172,28 @@ fn control(node: &mut Node, method: &str, p: &[Value]) -> Result<Value, RpcError
             let txid = node.pay(str_arg(p, 0, "address")?, u64_arg(p, 1, "sats")?)?;
             Ok(json!(txid.to_string()))
         }
+        "devnet_pay_many" => {
+            let list = p.first().and_then(Value::as_array).ok_or_else(|| {
+                RpcError::new(
+                    code::INVALID_PARAMETER,
+                    "devnet_pay_many takes [[address, sats], ...]",
+                )
+            })?;
+            let to = list
+                .iter()
+                .map(|e| {
+                    let pair = e.as_array().filter(|a| a.len() == 2);
+                    match pair.map(|a| (a[0].as_str(), a[1].as_u64())) {
+                        Some((Some(a), Some(s))) => Ok((a.to_owned(), s)),
+                        _ => Err(RpcError::new(
+                            code::INVALID_PARAMETER,
+                            format!("{e} is not [address, sats]"),
+                        )),
+                    }
+                })
+                .collect::<Result<Vec<_>, RpcError>>()?;
+            Ok(json!(node.pay_many(&to)?.to_string()))
+        }
         "devnet_mine" => Ok(json!(
             node.mine(u32::try_from(u64_arg(p, 0, "blocks")?).unwrap_or(u32::MAX))
         )),
