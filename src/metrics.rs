@@ -200,13 +200,11 @@ impl Metrics {
             "How long the detection backlog has been non-empty (0 when empty)",
             sat_i64(e.backlog_age_secs.unwrap_or(0)),
         );
-        if let Some(ms) = e.request_ms {
-            r.register(
-                "snakkaz_pay_electrum_request_seconds",
-                "Smoothed duration of one Electrum round trip (server throttling shows here)",
-                ConstGauge::new(ms as f64 / 1000.0),
-            );
-        }
+        r.register(
+            "snakkaz_pay_electrum_request_seconds",
+            "Smoothed duration of one Electrum round trip (server throttling shows here; 0 until measured)",
+            ConstGauge::new(e.request_ms.unwrap_or(0) as f64 / 1000.0),
+        );
         gauge(
             &mut r,
             "snakkaz_pay_electrum_session_cost",

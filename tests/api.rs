@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::appliance::{ADMIN_TOKEN, API_TOKEN, Appliance, base_env};
+use common::appliance::{ADMIN_TOKEN, API_TOKEN, Appliance, base_env, offline_env};
 use common::devnet::Devnet;
 use serde_json::{Value, json};
 
@@ -16,7 +16,7 @@ fn err_code(v: &Value) -> &str {
 fn bad_input_gets_its_status_code_and_message() {
     // The API does not need a live Electrum server to validate requests.
     let dir = tempfile::tempdir().unwrap();
-    let env = base_env(dir.path(), "127.0.0.1", 9, false);
+    let env = offline_env(dir.path());
     let app = Appliance::start(dir.path(), env);
 
     let (code, v) = app.request("GET", "/healthz", None, None);
@@ -174,7 +174,7 @@ fn tls_with_the_ca_file_works_and_an_untrusted_certificate_is_refused() {
 #[test]
 fn disabled_payments_are_refused_but_the_appliance_still_serves() {
     let dir = tempfile::tempdir().unwrap();
-    let mut env = base_env(dir.path(), "127.0.0.1", 9, false);
+    let mut env = offline_env(dir.path());
     env.push(("ENABLE_ELECTRUM_PAYMENTS".into(), "false".into()));
     let app = Appliance::start(dir.path(), env);
     let (code, v) = app.post(

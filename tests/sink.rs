@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::appliance::{Appliance, base_env, binary};
+use common::appliance::{Appliance, base_env, binary, offline_env};
 use common::devnet::Devnet;
 use common::postgres::{Postgres, sink_env, wait_mirrored};
 use serde_json::Value;
@@ -169,7 +169,7 @@ fn kill_9_mid_batch_converges_and_resync_rebuilds_an_emptied_database() {
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     // No Electrum server: payments are created and mirrored without one.
-    let mut env = base_env(dir.path(), "127.0.0.1", 1, false);
+    let mut env = offline_env(dir.path());
     sink_env(
         &mut env,
         dir.path(),

@@ -8,13 +8,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::appliance::{ADMIN_TOKEN, Appliance, base_env, binary};
+use common::appliance::{ADMIN_TOKEN, Appliance, binary, offline_env};
 use common::postgres::{Postgres, sink_env, wait_mirrored};
 use serde_json::Value;
 
 /// An appliance whose Electrum server is unreachable (the sink does not need one).
 fn appliance(dir: &Path, url: &str, ca: Option<&Path>) -> Appliance {
-    let mut env = base_env(dir, "127.0.0.1", 1, false);
+    let mut env = offline_env(dir);
     sink_env(&mut env, dir, url, ca);
     Appliance::start(dir, env)
 }

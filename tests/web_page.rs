@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::appliance::{API_TOKEN, Appliance, base_env, http};
+use common::appliance::{API_TOKEN, Appliance, http, offline_env};
 use common::browser::Browser;
 use serde_json::json;
 
@@ -115,7 +115,7 @@ fn page_follows_a_payment_without_reload_and_shows_its_qr_code() {
 fn page_asks_for_the_token_and_escapes_what_it_shows() {
     // No Electrum server is needed to look at the page.
     let dir = tempfile::tempdir().unwrap();
-    let mut env = base_env(dir.path(), "127.0.0.1", 9, false);
+    let mut env = offline_env(dir.path());
     env.push(("SNAKKAZ_PAY_PAGE_AUTH".into(), "token".into()));
     let app = Appliance::start(dir.path(), env);
     let hostile = "<img src=x onerror=\"window.__pwned=1\">&amp;";

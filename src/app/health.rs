@@ -6,7 +6,7 @@
 use crate::chain::ChainStatus;
 
 /// Smoothed request time above which the server is taken to be throttling the session.
-pub const THROTTLED_MS: u64 = 1_000;
+pub const THROTTLED_MS: u64 = 2_000;
 /// Session failures within the chain thread's memory (ten minutes) that count as a
 /// server dropping the session repeatedly.
 pub const FAILURES_TO_FLAG: usize = 3;

@@ -27,6 +27,8 @@ pub const MAX_REFERENCE_LEN: usize = 128;
 pub const MAX_DESCRIPTION_LEN: usize = 512;
 /// Largest page of `list_payments`.
 pub const MAX_PAGE: usize = 500;
+/// A create arriving during the first chain scan waits this long before it is refused.
+const SCAN_WAIT: Duration = Duration::from_secs(10);
 /// Retries of an update that lost a race with another writer of the same payment.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -47,6 +49,11 @@ pub enum AppError {
     /// The request conflicts with the payment's state.
     #[error("{0}")]
     Conflict(String),
+    /// The first chain scan has not finished: addresses used before are not known yet.
+    #[error(
+        "the wallet is still scanning the chain for addresses used before this appliance; retry in a few seconds (the Electrum server must be reachable)"
+    )]
+    Scanning,
     /// Payment processing is turned off (ENABLE_ELECTRUM_PAYMENTS=false).
     #[error("payments are disabled on this appliance (ENABLE_ELECTRUM_PAYMENTS=false)")]
     Disabled,
@@ -185,6 +192,8 @@ pub struct App {
     balances: Arc<Mutex<crate::wallet::Balances>>,
     /// The wallet's tip height, readable without the wallet lock.
     tip: AtomicU32,
+    /// False until the first chain scan is recorded (no address is handed out before).
+    scanned: tokio::sync::watch::Sender<bool>,
     chain_status: Arc<Mutex<ChainStatus>>,
     next_seq: AtomicU64,
     started: Instant,
@@ -218,12 +227,28 @@ impl App {
         store.set_outbox(cfg.supabase_db_url_file.is_some());
         let balances = crate::wallet::Balances::compute(&wallet);
         let tip = crate::wallet::tip_height(&wallet);
+        // Payments disabled or no server: nothing to scan with and nothing handed out.
+        let scanned = store.chain_scanned()?
+            || !cfg.enabled
+            || cfg.servers.is_empty()
+            || cfg.scan_stop_gap == 0;
+        if !scanned {
+            tracing::info!(
+                stop_gap = cfg.scan_stop_gap,
+                "new wallet: payments wait for a chain scan for addresses used before"
+            );
+        } else if cfg.scan_stop_gap == 0 && !store.chain_scanned()? {
+            tracing::warn!(
+                "SNAKKAZ_PAY_SCAN_STOP_GAP=0: no scan for addresses used before; only correct for a descriptor never used elsewhere"
+            );
+        }
         Ok(Arc::new(App {
             cfg: Arc::new(cfg),
             store,
             wallet: Arc::new(Mutex::new(wallet)),
             balances: Arc::new(Mutex::new(balances)),
             tip: AtomicU32::new(tip),
+            scanned: tokio::sync::watch::Sender::new(scanned),
             chain_status: Arc::new(Mutex::new(ChainStatus::default())),
             next_seq: AtomicU64::new(next_seq),
             started: Instant::now(),
@@ -280,6 +305,14 @@ impl App {
         if let Some(p) = self.store.payment_by_reference(&req.reference)? {
             return Ok((p, false));
         }
+        if self.scan_pending() {
+            // Right after start the scan takes moments: wait a little rather than refuse.
+            let mut rx = self.scanned.subscribe();
+            let waited = tokio::time::timeout(SCAN_WAIT, rx.wait_for(|done| *done)).await;
+            if !matches!(waited, Ok(Ok(_))) {
+                return Err(AppError::Scanning);
+            }
+        }
         let now = crate::clock::now();
         let expires_in = req
             .expires_in_secs
@@ -329,6 +362,15 @@ impl App {
             }
             Outcome::DuplicateReference(existing) => Ok((*existing, false)),
         }
+    }
+
+    /// True while the first chain scan is still to be done.
+    pub(crate) fn scan_pending(&self) -> bool {
+        !*self.scanned.borrow()
+    }
+
+    pub(crate) fn scan_done(&self) {
+        self.scanned.send_replace(true);
     }
 
     /// The wallet's tip height.

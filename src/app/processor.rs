@@ -83,6 +83,7 @@ pub(super) fn spawn(
                 timeout: app.cfg.electrum_timeout,
                 check_interval: app.cfg.check_interval,
                 cost_budget: app.cfg.electrum_cost_budget,
+                full_scan: app.scan_pending().then_some(app.cfg.scan_stop_gap),
             },
             app.wallet.clone(),
             watched,
@@ -234,6 +235,7 @@ impl Processor {
                     Some(ChainEvent::Update { update, statuses, notified_at, tip, fetched_at }) => {
                         self.on_update(*update, statuses, notified_at, tip.is_some(), fetched_at).await;
                     }
+                    Some(ChainEvent::Scanned { update }) => self.on_scanned(*update).await,
                     Some(ChainEvent::Connected { .. }) | Some(ChainEvent::Disconnected { .. }) => {}
                     None => {
                         tracing::error!("chain thread stopped unexpectedly");
@@ -310,6 +312,48 @@ impl Processor {
                 self.app
                     .metrics
                     .observe_notification_to_update(at.elapsed());
+            }
+        }
+    }
+
+    /// Applies the first scan: reveals every used index so the next payment gets a fresh
+    /// address, then lets payment creation in.
+    async fn on_scanned(&mut self, update: bdk_wallet::Update) {
+        let (changeset, next) = {
+            let mut w = self.app.wallet.lock().expect("wallet lock");
+            if let Err(e) = w.apply_update(update) {
+                tracing::error!(error = %e, "the chain scan does not connect to the wallet's chain; payments stay refused until a restart scans again");
+                return;
+            }
+            let cs = w.take_staged();
+            *self.app.balances.lock().expect("balances lock") =
+                crate::wallet::Balances::compute(&w);
+            (
+                cs,
+                (
+                    w.next_derivation_index(KeychainKind::External),
+                    w.next_derivation_index(KeychainKind::Internal),
+                ),
+            )
+        };
+        crate::wallet::merge_into(&mut self.unsaved, changeset);
+        let batch = WriteBatch {
+            wallet: self.unsaved.clone(),
+            mark_scanned: true,
+            ..Default::default()
+        };
+        match self.app.store.commit(batch).await {
+            Ok(_) => {
+                self.unsaved = None;
+                tracing::info!(
+                    next_receive_index = next.0,
+                    next_change_index = next.1,
+                    "chain scan recorded: new payments start after every used address"
+                );
+                self.app.scan_done();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording the chain scan failed; payments stay refused until a restart scans again");
             }
         }
     }

@@ -119,6 +119,9 @@ pub struct ChainSettings {
     pub check_interval: Duration,
     /// Session cost background work may reach (ElectrumX units); 0 = unlimited server.
     pub cost_budget: u64,
+    /// Scan both keychains for used addresses before anything else, with this stop gap
+    /// (a new, restored or imported wallet); `None` once done.
+    pub full_scan: Option<u32>,
 }
 
 /// What the chain thread reports.
@@ -139,6 +142,12 @@ pub enum ChainEvent {
         server: String,
         /// Why.
         error: String,
+    },
+    /// The first scan's findings: transactions of addresses used before, and the last
+    /// used index of each keychain (applying the update reveals up to them).
+    Scanned {
+        /// To apply to the wallet.
+        update: Box<Update>,
     },
     /// New chain data for these scripts.
     Update {

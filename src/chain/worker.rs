@@ -274,6 +274,36 @@ impl Worker {
         };
         c.client.populate_tx_cache(txs);
         c.client.populate_anchor_cache(anchors);
+        if let Some(gap) = self.settings.full_scan {
+            // Before anything is handed out: which addresses were used before us.
+            let request = {
+                let w = self.wallet.lock().expect("wallet lock");
+                w.start_full_scan_at(crate::clock::now()).build()
+            };
+            let started = Instant::now();
+            let response = req(
+                "full scan",
+                c.client
+                    .full_scan(request, gap as usize, SYNC_BATCH_SIZE, false),
+            )?;
+            self.charge(&key, cost::SCRIPT * 2.0 * f64::from(gap));
+            tracing::info!(
+                found = ?response.last_active_indices,
+                txs = response.tx_update.txs.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "scanned the chain for addresses used before"
+            );
+            if self
+                .events
+                .blocking_send(ChainEvent::Scanned {
+                    update: Box::new(response.into()),
+                })
+                .is_err()
+            {
+                return Ok(());
+            }
+            self.settings.full_scan = None;
+        }
         let now = Instant::now();
         let mut s = Session {
             tip: header.height as u32,

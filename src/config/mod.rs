@@ -75,6 +75,13 @@ pub const ELECTRUM_COST_BUDGET_RANGE: (u64, u64) = (0, 10_000_000);
 pub const DEFAULT_DETECTION_BACKLOG_ALERT_SECS: u64 = 60;
 /// Allowed `SNAKKAZ_PAY_DETECTION_BACKLOG_ALERT_SECS`.
 pub const DETECTION_BACKLOG_ALERT_RANGE_SECS: (u64, u64) = (1, 3_600);
+/// Unused addresses in a row after which the first chain scan of a wallet stops: well
+/// past the 20 that wallets restore with, since a payment system hands out addresses
+/// that are never paid.
+pub const DEFAULT_SCAN_STOP_GAP: u64 = 100;
+/// Allowed `SNAKKAZ_PAY_SCAN_STOP_GAP` (0: the descriptor was made for this appliance and
+/// never used, no scan).
+pub const SCAN_STOP_GAP_RANGE: (u64, u64) = (0, 100_000);
 /// Manage the Supabase tables' schema unless told not to.
 pub const DEFAULT_SUPABASE_MANAGE_SCHEMA: bool = true;
 /// Seconds the oldest undelivered sink row may wait before the status page alerts.
@@ -140,6 +147,8 @@ pub mod keys {
     pub const ELECTRUM_COST_BUDGET: &str = "SNAKKAZ_PAY_ELECTRUM_COST_BUDGET";
     /// Age (s) of the detection backlog that makes the appliance report itself degraded.
     pub const DETECTION_BACKLOG_ALERT_SECS: &str = "SNAKKAZ_PAY_DETECTION_BACKLOG_ALERT_SECS";
+    /// Unused addresses in a row that end the first chain scan.
+    pub const SCAN_STOP_GAP: &str = "SNAKKAZ_PAY_SCAN_STOP_GAP";
     /// Tracing filter.
     pub const LOG: &str = "SNAKKAZ_PAY_LOG";
     /// File holding the Supabase Postgres connection string; unset: the sink is off.
@@ -166,7 +175,7 @@ pub mod keys {
     pub const ALERT_ABNORMAL_TRANSACTIONS: &str = "SNAKKAZ_PAY_ALERT_ABNORMAL_TRANSACTIONS";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 35] = [
+    pub const ALL: [&str; 36] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -190,6 +199,7 @@ pub mod keys {
         ELECTRUM_TIMEOUT_SECS,
         ELECTRUM_COST_BUDGET,
         DETECTION_BACKLOG_ALERT_SECS,
+        SCAN_STOP_GAP,
         LOG,
         SUPABASE_DB_URL_FILE,
         SUPABASE_MANAGE_SCHEMA,
@@ -238,6 +248,8 @@ pub struct Config {
     pub electrum_cost_budget: u64,
     /// Age of the detection backlog at which detection is reported degraded.
     pub detection_backlog_alert: Duration,
+    /// Unused addresses in a row that end the first chain scan.
+    pub scan_stop_gap: u32,
     /// Depth at which a fully paid payment is confirmed.
     pub min_confirmations: u32,
     /// The redb database file.
@@ -396,6 +408,11 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
             parse_in(r, DETECTION_BACKLOG_ALERT_RANGE_SECS, " s")
         })?
         .unwrap_or(DEFAULT_DETECTION_BACKLOG_ALERT_SECS);
+    let scan_stop_gap = layers
+        .parse(keys::SCAN_STOP_GAP, |r| {
+            parse_in(r, SCAN_STOP_GAP_RANGE, "")
+        })?
+        .map_or(DEFAULT_SCAN_STOP_GAP as u32, to_u32);
     let payment_expiry = layers
         .parse(keys::PAYMENT_EXPIRY_SECS, |r| {
             parse_in(r, PAYMENT_EXPIRY_RANGE_SECS, " s")
@@ -458,6 +475,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         electrum_timeout: Duration::from_secs(electrum_timeout),
         electrum_cost_budget,
         detection_backlog_alert: Duration::from_secs(detection_backlog_alert),
+        scan_stop_gap,
         min_confirmations,
         db_path: layers
             .parse(keys::DB_PATH, parse_path)?

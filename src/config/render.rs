@@ -80,6 +80,12 @@ pub(super) fn to_toml(c: &Config) -> String {
         "",
     );
     w.value(
+        keys::SCAN_STOP_GAP,
+        "unused addresses in a row that end the first scan for addresses used before; 0 = never used, no scan",
+        Some(c.scan_stop_gap.to_string()),
+        "",
+    );
+    w.value(
         keys::DETECTION_BACKLOG_ALERT_SECS,
         "seconds an address may wait for its subscription before health is degraded",
         Some(c.detection_backlog_alert.as_secs().to_string()),

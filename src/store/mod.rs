@@ -258,6 +258,13 @@ impl Store {
             .store(enabled, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// True once the chain was scanned for addresses used before this appliance.
+    pub fn chain_scanned(&self) -> Result<bool, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(META).db("open meta")?;
+        Ok(t.get(CHAIN_SCANNED_KEY).db("read meta")?.is_some())
+    }
+
     /// True when payment changes were made while no sink was configured.
     pub fn outbox_skipped(&self) -> Result<bool, StoreError> {
         let rtx = self.db.begin_read().db("begin read")?;

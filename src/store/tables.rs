@@ -37,6 +37,9 @@ pub const WATCH: TableDefinition<u32, u64> = TableDefinition::new("watch");
 pub const APP_MAGIC: &[u8] = b"snakkaz-pay";
 /// Current layout version; a file with a newer one is refused.
 pub const SCHEMA_VERSION: u64 = 2;
+/// META key set once the chain was scanned for addresses used before this appliance
+/// (at wallet creation, after restore or import).
+pub const CHAIN_SCANNED_KEY: &str = "chain_scanned";
 /// META key set when a payment change was not queued because no sink was configured;
 /// the sink re-queues everything once when it starts and finds it.
 pub const OUTBOX_SKIPPED_KEY: &str = "outbox_skipped";

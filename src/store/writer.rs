@@ -48,6 +48,8 @@ pub struct WriteBatch {
     pub unwatch: Vec<u32>,
     /// The sink re-queued everything: forget that changes were skipped.
     pub clear_outbox_skipped: bool,
+    /// The wallet's chain scan is done (its findings are in `wallet`).
+    pub mark_scanned: bool,
 }
 
 /// A script of the wallet: (keychain as 0 = receive / 1 = change, derivation index).
@@ -288,6 +290,12 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome
         for i in &b.unwatch {
             t.remove(*i).db("remove watch")?;
         }
+    }
+    if b.mark_scanned {
+        wtx.open_table(META)
+            .db("open meta")?
+            .insert(CHAIN_SCANNED_KEY, [1u8].as_slice())
+            .db("write meta")?;
     }
     if b.clear_outbox_skipped {
         wtx.open_table(META)

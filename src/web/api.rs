@@ -48,6 +48,7 @@ fn app_error(e: AppError) -> Resp {
         AppError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
         AppError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", e.to_string()),
         AppError::Disabled => error(StatusCode::SERVICE_UNAVAILABLE, "disabled", e.to_string()),
+        AppError::Scanning => error(StatusCode::SERVICE_UNAVAILABLE, "scanning", e.to_string()),
         AppError::Store(ref inner) => {
             tracing::error!(error = %inner, "store failure while serving a request");
             error(

@@ -80,6 +80,15 @@ pub fn base_env(dir: &Path, host: &str, port: u16, tls: bool) -> Vec<(String, St
     .collect()
 }
 
+/// The environment of a daemon whose Electrum server is unreachable (port 9), for tests of
+/// what works without one. Its descriptor is declared never used before
+/// (`SNAKKAZ_PAY_SCAN_STOP_GAP=0`), since the first chain scan needs a server.
+pub fn offline_env(dir: &Path) -> Vec<(String, String)> {
+    let mut env = base_env(dir, "127.0.0.1", 9, false);
+    env.push(("SNAKKAZ_PAY_SCAN_STOP_GAP".into(), "0".into()));
+    env
+}
+
 /// Writes a secret file with mode 0600, as the daemon requires of token files.
 pub fn write_private(path: &Path, contents: &str) {
     use std::os::unix::fs::PermissionsExt;

@@ -193,6 +193,14 @@ fn key_cases() -> Vec<KeyCase> {
             invalid: Some(("-1", r#""-1" is not a whole number"#)),
         },
         KeyCase {
+            key: keys::SCAN_STOP_GAP,
+            show: |c| c.scan_stop_gap.to_string(),
+            default: "100",
+            env: ("0", "0"),
+            toml: ("1000", "1000"),
+            invalid: Some(("100001", "100001 is out of range (0 to 100000)")),
+        },
+        KeyCase {
             key: keys::DETECTION_BACKLOG_ALERT_SECS,
             show: |c| c.detection_backlog_alert.as_secs().to_string(),
             default: "60",

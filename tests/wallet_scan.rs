@@ -1,0 +1,78 @@
+//! An xpub used before (by the Electrum stack it replaces) is scanned at wallet creation:
+//! the appliance never hands out an address that already has history.
+
+mod common;
+
+use std::time::Duration;
+
+use bdk_wallet::bitcoin::Network;
+use bdk_wallet::{KeychainKind, Wallet};
+use common::appliance::{Appliance, DESCRIPTOR};
+
+#[test]
+fn a_fresh_appliance_on_a_used_xpub_hands_out_only_unused_addresses() {
+    let derive = Wallet::create_single(DESCRIPTOR)
+        .network(Network::Regtest)
+        .create_wallet_no_persist()
+        .expect("wallet");
+    let addr = |i| {
+        derive
+            .peek_address(KeychainKind::External, i)
+            .address
+            .to_string()
+    };
+    let devnet = common::devnet::Devnet::start();
+    // Paid under the old stack, before this appliance existed: one confirmed, one in
+    // the mempool, and index 5 after a gap.
+    devnet.pay(&addr(0), 111_000);
+    devnet.pay(&addr(5), 55_000);
+    devnet.mine(1);
+    devnet.pay(&addr(1), 222_000);
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = common::appliance::base_env(
+        dir.path(),
+        devnet.electrum_host(),
+        devnet.electrum_tcp_port(),
+        false,
+    );
+    let app = Appliance::start(dir.path(), env);
+    let first = app.create_payment(50_000, "after-migration-1", None);
+    let second = app.create_payment(60_000, "after-migration-2", None);
+    assert_eq!(
+        first["address"],
+        addr(6),
+        "the first address after every used one"
+    );
+    assert_eq!(second["address"], addr(7));
+    for i in 0..=5 {
+        assert_ne!(first["address"], addr(i));
+    }
+
+    // None of the old money is credited to the new payments.
+    std::thread::sleep(Duration::from_secs(2));
+    for p in [&first, &second] {
+        let (_, v) = app.get(&format!("/api/payments/{}", p["id"].as_str().unwrap()));
+        assert_eq!(v["status"], "pending", "{v}");
+        assert_eq!(v["received_sat"], 0, "{v}");
+    }
+    // The old money is in the wallet's balance, where the operator sees it.
+    let st = app.wait_status(Duration::from_secs(10), "balances", |s| {
+        s["wallet"]["confirmed_sat"] == 166_000 && s["wallet"]["unconfirmed_sat"] == 222_000
+    });
+    assert_eq!(st["wallet"]["addresses_in_use"], 8, "{st}");
+
+    // A restart does not scan again, and keeps handing out fresh addresses.
+    let mut app = app;
+    assert_eq!(app.stop(), Some(0));
+    app.restart();
+    let third = app.create_payment(70_000, "after-restart", None);
+    assert_eq!(third["address"], addr(8));
+    assert!(
+        app.log()
+            .matches("scanned the chain for addresses used before")
+            .count()
+            == 1,
+        "one scan, at creation"
+    );
+}
