@@ -48,6 +48,8 @@ pub struct WriteBatch {
     pub unwatch: Vec<u32>,
     /// The sink re-queued everything: forget that changes were skipped.
     pub clear_outbox_skipped: bool,
+    /// Set or lift the lock-down (see `access`).
+    pub lockdown: Option<super::LockdownChange>,
 }
 
 /// A script of the wallet: (keychain as 0 = receive / 1 = change, derivation index).
@@ -314,6 +316,9 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome
             .db("open meta")?
             .insert(WALLET_SUMMARY_KEY, encode(w).as_slice())
             .db("write meta")?;
+    }
+    if let Some(change) = &b.lockdown {
+        super::access::apply_lockdown(wtx, change)?;
     }
     if !b.outbox_done.is_empty() {
         let mut t = wtx.open_table(OUTBOX).db("open outbox")?;
