@@ -835,3 +835,28 @@ fn https_serves_the_certificate_whose_fingerprint_was_printed() {
     let (rc, out, err) = app.cli(&["--json", "audit", "--action", "config."]);
     assert_eq!(rc, 0, "{out}{err}");
 }
+
+#[test]
+fn local_commands_refuse_a_wrong_database_path() {
+    // A typo in ELECTRUM_WALLET_PATH must not create (and lock or unlock) a stray database.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let wrong = dir.path().join("typo.redb");
+    for args in [&["unlock"][..], &["lockdown", "--reason", "x"]] {
+        let out = std::process::Command::new(common::appliance::binary())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(base_env(dir.path(), "127.0.0.1", 9, false))
+            .env("ELECTRUM_WALLET_PATH", &wrong)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("no database at"), "{err}");
+        assert!(!wrong.exists());
+    }
+}

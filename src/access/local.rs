@@ -96,8 +96,10 @@ pub enum RequestFileError {
     },
 }
 
-/// Reads and removes a pending request of `kind`: `Ok(None)` when there is none,
-/// `Ok(Some(text))` with the file's contents when it is trustworthy.
+/// Reads a pending request of `kind`: `Ok(None)` when there is none, `Ok(Some(text))`
+/// with the file's contents when it is trustworthy (the caller removes it with
+/// [`finish_request`] once the request is durable, so the CLI waiting for the file to go
+/// knows it took effect). An untrusted file is removed at once.
 pub fn take_request(
     db_path: &Path,
     kind: RequestKind,
@@ -119,11 +121,22 @@ pub fn take_request(
         && meta.len() <= MAX_REQUEST_BYTES;
     // A lock-down or unlock file is no secret and its existence is the request; an
     // unreadable one still counts. A tokens file must be read.
-    let text = trusted.then(|| Zeroizing::new(std::fs::read_to_string(&path).unwrap_or_default()));
-    std::fs::remove_file(&path).map_err(io_err)?;
-    match text {
-        Some(t) => Ok(Some(t)),
-        None => Err(RequestFileError::Untrusted { path }),
+    if !trusted {
+        std::fs::remove_file(&path).map_err(io_err)?;
+        return Err(RequestFileError::Untrusted { path });
+    }
+    Ok(Some(Zeroizing::new(
+        std::fs::read_to_string(&path).unwrap_or_default(),
+    )))
+}
+
+/// Removes a request file that has been carried out (or refused for its contents).
+pub fn finish_request(db_path: &Path, kind: RequestKind) -> Result<(), RequestFileError> {
+    let path = request_path(db_path, kind);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RequestFileError::Io { path, source }),
     }
 }
 
@@ -267,7 +280,11 @@ pub async fn poll_requests(store: &Store, tokens: &LiveTokens) -> Result<(), Sto
                 }
             },
         };
+        // Durable first, then the file goes: a failed commit leaves it for the next tick.
         store.commit(batch).await?;
+        if let Err(e) = finish_request(store.path(), kind) {
+            tracing::error!(error = %e, "a carried-out local request could not be removed");
+        }
     }
     Ok(())
 }
@@ -286,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn trusted_request_files_are_taken_once_and_foreign_ones_refused() {
+    fn trusted_request_files_stay_until_carried_out_and_foreign_ones_are_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("x.redb");
@@ -300,6 +317,9 @@ mod tests {
                 .as_deref(),
             Some("stolen laptop")
         );
+        // Until it is carried out the file stays (the CLI waits for it to go).
+        assert!(take_request(&db, RequestKind::Lockdown).unwrap().is_some());
+        finish_request(&db, RequestKind::Lockdown).unwrap();
         assert!(take_request(&db, RequestKind::Lockdown).unwrap().is_none());
         let p = write_request(&db, RequestKind::Unlock, "").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -322,6 +342,7 @@ mod tests {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let taken = take_request(&db, RequestKind::Tokens).unwrap().unwrap();
+        finish_request(&db, RequestKind::Tokens).unwrap();
         let current = Tokens {
             api: Some(Secret::new("old-api-token-0123456789")),
             admin: Some(Secret::new("old-admin-token-0123456789")),

@@ -73,8 +73,15 @@ pub struct AuditArgs {
     pub limit: usize,
 }
 
-/// The database, or `None` when the running daemon holds it.
+/// The database, or `None` when the running daemon holds it. A missing file is an error
+/// (a wrong ELECTRUM_WALLET_PATH must not create a stray database).
 fn open_unless_daemon(cfg: &Config) -> anyhow::Result<Option<Store>> {
+    if !cfg.db_path.exists() {
+        bail!(
+            "ELECTRUM_WALLET_PATH: no database at {}; check the path (the daemon creates it at its first start)",
+            cfg.db_path.display()
+        );
+    }
     match Store::open(&cfg.db_path) {
         Ok(s) => Ok(Some(s)),
         Err(StoreError::Locked { .. }) => Ok(None),
@@ -277,18 +284,18 @@ pub fn tokens(cli: &Cli, cmd: &TokensCmd) -> anyhow::Result<ExitCode> {
         );
     }
     let grace = Duration::from_secs(*grace_secs);
-    let daemon = match open_unless_daemon(&cfg)? {
-        Some(_store) => "not running",
-        None => {
-            // Handed over locally, not through the API: this works with a lost or stolen
-            // admin token, and with tokens the service receives as systemd credentials.
-            let text = local::tokens_request(new_api.as_ref(), new_admin.as_ref(), grace);
-            let path = local::write_request(&cfg.db_path, RequestKind::Tokens, &text).context(
-                "handing the new tokens to the daemon (run as root or as the service user)",
-            )?;
-            wait_pickup(&path)?;
-            "took the new tokens"
-        }
+    // No database yet means no daemon has run: the files are all it needs.
+    let running = cfg.db_path.exists() && open_unless_daemon(&cfg)?.is_none();
+    let daemon = if running {
+        // Handed over locally, not through the API: this works with a lost or stolen
+        // admin token, and with tokens the service receives as systemd credentials.
+        let text = local::tokens_request(new_api.as_ref(), new_admin.as_ref(), grace);
+        let path = local::write_request(&cfg.db_path, RequestKind::Tokens, &text)
+            .context("handing the new tokens to the daemon (run as root or as the service user)")?;
+        wait_pickup(&path)?;
+        "took the new tokens"
+    } else {
+        "not running"
     };
     let note = match (daemon, *grace_secs) {
         ("not running", _) => {
