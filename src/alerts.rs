@@ -1,4 +1,5 @@
-//! The operational guide's five alert rules, evaluated inside the appliance.
+//! The operational guide's five alert rules and the security chapter's two (lock-down,
+//! failed logins), evaluated inside the appliance.
 //!
 //! A box nobody scrapes must still show its alerts, so the same rules that ship in
 //! `monitoring/prometheus-rules.yml` are evaluated here over a short in-memory history of
@@ -24,15 +25,25 @@ pub const ELECTRUM_CONNECTION: &str = "SnakkazPayElectrumConnection";
 pub const ABNORMAL_TRANSACTIONS: &str = "SnakkazPayAbnormalTransactions";
 /// Payment detection is connected but cannot keep up (backlog, throttling, refusals).
 pub const DETECTION_DEGRADED: &str = "SnakkazPayDetectionDegraded";
-/// Every rule, in the guide's order, then the appliance's own.
-pub const RULES: [&str; 6] = [
+/// The appliance is locked down (incident response in progress).
+pub const LOCKDOWN: &str = "SnakkazPayLockdown";
+/// A burst of failed logins (wrong bearer tokens) within the window.
+pub const FAILED_LOGINS: &str = "SnakkazPayFailedLogins";
+/// Every rule: the guide's five in its order, then the appliance's own, then the
+/// security chapter's two.
+pub const RULES: [&str; 8] = [
     SERVICE_DOWN,
     BALANCE_CHANGE,
     FAILED_PAYMENTS,
     ELECTRUM_CONNECTION,
     ABNORMAL_TRANSACTIONS,
     DETECTION_DEGRADED,
+    LOCKDOWN,
+    FAILED_LOGINS,
 ];
+
+/// Failed logins within the window that raise [`FAILED_LOGINS`] (same as the rules file).
+pub const FAILED_LOGINS_BURST: u64 = 10;
 
 /// Seconds between two history samples (finer samples add nothing to hour-long windows).
 const SAMPLE_EVERY_SECS: u64 = 10;
@@ -101,6 +112,10 @@ pub struct Now {
     pub store_error: Option<String>,
     /// Why detection cannot be trusted while connected (see `app::health`).
     pub detection_problems: Vec<String>,
+    /// The lock-down reason, while locked down.
+    pub locked_down: Option<String>,
+    /// Failed logins within the window.
+    pub failed_logins: u64,
 }
 
 /// A firing alert.
@@ -122,10 +137,30 @@ fn alert(name: &'static str, severity: &'static str, summary: String) -> Alert {
     }
 }
 
-/// Evaluates the five rules; `history` is oldest first and may be empty.
+/// Evaluates the rules; `history` is oldest first and may be empty.
 pub fn evaluate(th: &Thresholds, history: &[Sample], now: &Now) -> Vec<Alert> {
     let mut out = Vec::new();
     let cur = &now.sample;
+    if let Some(reason) = &now.locked_down {
+        out.push(alert(
+            LOCKDOWN,
+            "critical",
+            format!(
+                "the appliance is locked down ({reason}); new payments and admin actions are refused until `snakkaz-pay unlock` on the box"
+            ),
+        ));
+    }
+    if now.failed_logins >= FAILED_LOGINS_BURST {
+        out.push(alert(
+            FAILED_LOGINS,
+            "warning",
+            format!(
+                "{} failed logins (wrong bearer tokens) in the last {}; see `snakkaz-pay audit --action auth.failed`",
+                now.failed_logins,
+                human(th.window.as_secs())
+            ),
+        ));
+    }
     if let Some(e) = &now.store_error {
         out.push(alert(
             SERVICE_DOWN,
@@ -357,6 +392,8 @@ pub struct Assessment {
     pub flags: Vec<(&'static str, u64)>,
     /// Firing alerts.
     pub alerts: Vec<Alert>,
+    /// Lock-down and failed logins (default when the store could not be read).
+    pub security: crate::access::SecurityFacts,
 }
 
 /// Evaluates the alerts of a running appliance now.
@@ -369,6 +406,11 @@ pub fn assess(app: &App) -> Assessment {
         Err(e) => (Vec::new(), 0, Some(e.to_string())),
     };
     let (history, down, idle) = app.alert_tracker.snapshot(at);
+    let (security, security_err) =
+        match crate::access::security_facts(&app.store, app.cfg.alerts.window) {
+            Ok(f) => (f, None),
+            Err(e) => (Default::default(), Some(e.to_string())),
+        };
     let now = Now {
         sample: status
             .as_ref()
@@ -379,18 +421,21 @@ pub fn assess(app: &App) -> Assessment {
         processor_idle_secs: idle,
         store_error: match &status {
             Err(e) => Some(e.to_string()),
-            Ok(_) => flags_err,
+            Ok(_) => flags_err.or(security_err),
         },
         detection_problems: status
             .as_ref()
             .map(|s| s.electrum.degraded.clone())
             .unwrap_or_default(),
+        locked_down: security.lockdown.as_ref().map(|r| r.reason.clone()),
+        failed_logins: security.failed_logins,
     };
     let alerts = evaluate(&app.cfg.alerts, &history, &now);
     Assessment {
         status,
         flags,
         alerts,
+        security,
     }
 }
 
@@ -523,6 +568,19 @@ mod tests {
             [ABNORMAL_TRANSACTIONS]
         );
         assert!(evaluate(&T, &h, &now(s(60, 0, 0, 0, 6, 0))).is_empty());
+    }
+
+    #[test]
+    fn lockdown_and_a_burst_of_failed_logins_alert() {
+        let mut n = now(Sample::default());
+        n.failed_logins = FAILED_LOGINS_BURST - 1;
+        assert!(evaluate(&T, &[], &n).is_empty());
+        n.failed_logins = FAILED_LOGINS_BURST;
+        n.locked_down = Some("stolen token".into());
+        let a = evaluate(&T, &[], &n);
+        assert_eq!(names(&a), [LOCKDOWN, FAILED_LOGINS]);
+        assert_eq!(a[0].severity, "critical");
+        assert!(a[0].summary.contains("stolen token"), "{}", a[0].summary);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::LiveTokens;
 use crate::app::App;
 use crate::config::Config;
 use crate::web::Tokens;
@@ -17,30 +18,26 @@ const PROCESSOR_STOP: Duration = Duration::from_secs(4);
 /// The Supabase sink gets this long after the processor (it was cancelled with the HTTP server).
 const SINK_STOP: Duration = Duration::from_secs(1);
 
+/// How often the daemon looks for a local lock-down or unlock request file.
+const LOCAL_REQUEST_POLL: Duration = Duration::from_secs(1);
+
 /// Reads the token files named in the configuration.
 pub fn load_tokens(cfg: &Config) -> anyhow::Result<Tokens> {
-    let api = match &cfg.api_token_file {
-        Some(p) => Some(crate::secret::read_token_file(p).context("SNAKKAZ_PAY_API_TOKEN_FILE")?),
-        None => None,
-    };
-    let admin = match &cfg.admin_token_file {
-        Some(p) => Some(crate::secret::read_token_file(p).context("SNAKKAZ_PAY_ADMIN_TOKEN_FILE")?),
-        None => None,
-    };
-    if api.is_none() && admin.is_none() {
-        anyhow::bail!(
-            "SNAKKAZ_PAY_API_TOKEN_FILE: not set; the API needs a token file (`snakkaz-pay init` creates one)"
-        );
-    }
-    Ok(Tokens { api, admin })
+    Ok(Tokens::load(cfg)?)
 }
 
 /// Runs the daemon until a termination signal.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let tokens = load_tokens(&cfg)?;
+    let tokens = Arc::new(LiveTokens::new(load_tokens(&cfg)?));
     let sink_settings = crate::sink::settings(&cfg)?;
+    let tls = cfg
+        .tls_cert_file
+        .as_deref()
+        .map(crate::web::tls::load)
+        .transpose()?;
     let listen = cfg.listen;
     let app = App::open(cfg)?;
+    record_start(&app).await;
     if sink_settings.is_some()
         && app
             .store
@@ -68,13 +65,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     // The sink only reads the store and has its own task: a slow or absent Postgres
     // never holds up payment processing.
-    let sink = match sink_settings {
-        Some(s) => Some(crate::sink::spawn(
-            app.store.clone(),
-            s,
-            app.sink_status.clone(),
-            shutdown.child_token(),
-        )?),
+    let mut sink = match sink_settings {
+        Some(s) => Some(spawn_sink(&app, s, &shutdown)?),
         None => None,
     };
     // The appliance's own alerts are sampled off the payment path, every few seconds.
@@ -82,13 +74,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let web = tokio::spawn(crate::web::serve(
         listener,
         app.clone(),
-        tokens,
+        tokens.clone(),
+        tls.as_ref().map(|t| t.acceptor.clone()),
         shutdown.clone(),
         HTTP_DRAIN,
     ));
     // Tests and scripts read this line to learn the port when listening on :0.
-    tracing::info!(listen = %bound, "serving");
-    println!("snakkaz-pay listening on http://{bound}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %bound, scheme, "serving");
+    println!("snakkaz-pay listening on {scheme}://{bound}");
+    if let Some(t) = &tls {
+        // The operator compares this with what the browser shows for the self-signed certificate.
+        println!(
+            "snakkaz-pay certificate SHA-256 fingerprint: {}",
+            t.fingerprint
+        );
+        tracing::info!(fingerprint = %t.fingerprint, "HTTPS certificate");
+    } else if !bound.ip().is_loopback() {
+        tracing::warn!(
+            listen = %bound,
+            "serving plain HTTP beyond loopback: tokens travel unencrypted on the LAN; set SNAKKAZ_PAY_TLS_CERT_FILE (`snakkaz-pay tls generate`)"
+        );
+    }
     notify("READY=1");
 
     let watchdog = crate::systemd::watchdog_interval().map(|d| d / 2);
@@ -96,9 +103,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let mut local_requests = tokio::time::interval(LOCAL_REQUEST_POLL);
+    local_requests.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = term.recv() => break,
+            _ = hup.recv() => {
+                reload_tokens(&app, &tokens).await;
+                reload_sink(&app, &mut sink, &shutdown).await;
+            }
+            _ = local_requests.tick() => {
+                if let Err(e) = crate::access::local::poll_requests(&app.store, &tokens).await {
+                    tracing::error!(error = %e, "could not apply a local request (lock-down, unlock, tokens)");
+                }
+            }
             r = tokio::signal::ctrl_c() => {
                 r.context("waiting for SIGINT")?;
                 break;
@@ -121,12 +141,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if tokio::time::timeout(SINK_STOP, sampler).await.is_err() {
         tracing::warn!("alert sampler did not stop in time");
     }
-    if let Some(mut sink) = sink {
+    if let Some((task, _)) = sink {
         // Cancelled with `shutdown` above; unsent changes stay in the outbox for next time.
-        if tokio::time::timeout(SINK_STOP, &mut sink).await.is_err() {
-            tracing::warn!("Supabase sink did not stop within {SINK_STOP:?}; aborting it");
-            sink.abort();
-        }
+        stop_sink(task).await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -153,6 +170,152 @@ async fn alert_sampler(app: Arc<App>, cancel: CancellationToken) {
                 }
             }
         }
+    }
+}
+
+/// A running sink task and the token that stops it.
+type SinkTask = (tokio::task::JoinHandle<()>, CancellationToken);
+
+fn spawn_sink(
+    app: &Arc<App>,
+    settings: crate::sink::SinkSettings,
+    shutdown: &CancellationToken,
+) -> Result<SinkTask, crate::sink::SinkError> {
+    let cancel = shutdown.child_token();
+    let task = crate::sink::spawn(
+        app.store.clone(),
+        settings,
+        app.sink_status.clone(),
+        cancel.clone(),
+    )?;
+    Ok((task, cancel))
+}
+
+async fn stop_sink(mut task: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(SINK_STOP, &mut task).await.is_err() {
+        tracing::warn!("Supabase sink did not stop within {SINK_STOP:?}; aborting it");
+        task.abort();
+    }
+}
+
+/// SIGHUP: the Supabase connection string is re-read and the sink reconnects with it
+/// (revoked database credentials are replaced without a restart). A sink that was off
+/// at start stays off; an unusable new file keeps the running sink.
+async fn reload_sink(app: &Arc<App>, sink: &mut Option<SinkTask>, shutdown: &CancellationToken) {
+    let settings = match crate::sink::settings(&app.cfg) {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: the Supabase connection string was not reloaded; the sink keeps the old one");
+            audit_now(app, "sink.reload.failed", e.to_string()).await;
+            return;
+        }
+    };
+    if let Some((task, cancel)) = sink.take() {
+        cancel.cancel();
+        stop_sink(task).await;
+    }
+    match spawn_sink(app, settings, shutdown) {
+        Ok(t) => {
+            *sink = Some(t);
+            tracing::warn!("SIGHUP: Supabase connection string re-read; the sink reconnects");
+            audit_now(
+                app,
+                "sink.reload",
+                "SIGHUP: Supabase connection string re-read".into(),
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: the Supabase sink could not restart");
+            audit_now(app, "sink.reload.failed", e.to_string()).await;
+        }
+    }
+}
+
+async fn audit_now(app: &App, action: &str, detail: String) {
+    let batch = crate::store::WriteBatch {
+        audit: vec![crate::access::audit(action, "signal", detail)],
+        ..Default::default()
+    };
+    if let Err(e) = app.store.commit(batch).await {
+        tracing::error!(error = %e, action, "could not record an audit entry");
+    }
+}
+
+/// Records the configuration the daemon starts with (no secrets), flagging a change
+/// since the previous start: the guide's monthly review reads these.
+async fn record_start(app: &App) {
+    let c = &app.cfg;
+    let servers: Vec<String> = c.servers.iter().map(ToString::to_string).collect();
+    let detail = format!(
+        "network {}, listen {}, payments {}, electrum [{}], page auth {}, allowed hosts [{}], sink {}, api token {}, admin token {}",
+        c.network,
+        c.listen,
+        if c.enabled { "enabled" } else { "disabled" },
+        servers.join(", "),
+        c.page_auth.as_str(),
+        c.allowed_hosts.join(", "),
+        if c.supabase_db_url_file.is_some() {
+            "on"
+        } else {
+            "off"
+        },
+        if c.api_token_file.is_some() {
+            "set"
+        } else {
+            "unset"
+        },
+        if c.admin_token_file.is_some() {
+            "set"
+        } else {
+            "unset"
+        },
+    );
+    let previous = app.store.audit_since(0, 1, |e| {
+        e.action == "config.start" || e.action == "config.changed"
+    });
+    let action = match previous {
+        Ok(p) if p.first().is_some_and(|e| e.detail != detail) => "config.changed",
+        _ => "config.start",
+    };
+    if action == "config.changed" {
+        tracing::warn!(%detail, "configuration changed since the last start");
+    }
+    let batch = crate::store::WriteBatch {
+        audit: vec![crate::access::audit(action, "daemon", detail)],
+        ..Default::default()
+    };
+    if let Err(e) = app.store.commit(batch).await {
+        tracing::error!(error = %e, "could not record the start-up configuration");
+    }
+}
+
+/// SIGHUP: the token files are re-read and replace the tokens in force at once.
+async fn reload_tokens(app: &App, tokens: &LiveTokens) {
+    let (action, detail) = match tokens.reload(&app.cfg, Duration::ZERO) {
+        Ok(r) => {
+            tracing::warn!(api = r.api, admin = r.admin, "SIGHUP: token files re-read");
+            (
+                "tokens.rotate",
+                format!(
+                    "SIGHUP: token files re-read: api {}, admin {}",
+                    if r.api { "replaced" } else { "unchanged" },
+                    if r.admin { "replaced" } else { "unchanged" }
+                ),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: token files not reloaded; the old tokens stay in force");
+            ("tokens.rotate.failed", format!("SIGHUP: {e}"))
+        }
+    };
+    let batch = crate::store::WriteBatch {
+        audit: vec![crate::access::audit(action, "signal", detail)],
+        ..Default::default()
+    };
+    if let Err(e) = app.store.commit(batch).await {
+        tracing::error!(error = %e, "could not record the token reload");
     }
 }
 

@@ -1,4 +1,5 @@
 //! snakkaz-pay: a self-hosted Bitcoin payment appliance.
+pub mod access;
 pub mod alerts;
 pub mod app;
 pub mod chain;

@@ -128,8 +128,21 @@ impl Metrics {
         flagged: &[(&'static str, u64)],
         alerts: &[Alert],
         host: &HostFacts,
+        security: &crate::access::SecurityFacts,
     ) -> String {
         let mut r = Registry::default();
+        gauge(
+            &mut r,
+            "snakkaz_pay_lockdown",
+            "1 while the appliance is locked down (new payments and admin actions refused)",
+            i64::from(security.lockdown.is_some()),
+        );
+        gauge(
+            &mut r,
+            "snakkaz_pay_failed_logins_recent",
+            "Failed authentications (wrong bearer tokens) within the alert window, from the audit log",
+            sat_i64(security.failed_logins),
+        );
         let e = &s.electrum;
         gauge(
             &mut r,

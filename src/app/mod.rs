@@ -57,6 +57,9 @@ pub enum AppError {
     /// Payment processing is turned off (ENABLE_ELECTRUM_PAYMENTS=false).
     #[error("payments are disabled on this appliance (ENABLE_ELECTRUM_PAYMENTS=false)")]
     Disabled,
+    /// The appliance is locked down (see `access::lockdown`); the message says by whom and how to lift it.
+    #[error("{0}")]
+    LockedDown(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -298,6 +301,9 @@ impl App {
 
     /// Creates a payment, or returns the existing one with the same reference (`false`).
     pub async fn create_payment(&self, req: CreatePayment) -> Result<(Payment, bool), AppError> {
+        if let Some(rec) = self.store.lockdown()? {
+            return Err(AppError::LockedDown(crate::access::refusal_message(&rec)));
+        }
         validate_create(&req)?;
         if !self.cfg.enabled {
             return Err(AppError::Disabled);
@@ -425,6 +431,7 @@ impl App {
                     at: crate::clock::now(),
                     action: "payment.complete".into(),
                     detail: format!("payment {id} acknowledged"),
+                    source: "api".into(),
                 }],
                 ..Default::default()
             };
@@ -447,6 +454,7 @@ impl App {
                     at: crate::clock::now(),
                     action: "processor.restart".into(),
                     detail: "payment processor restarted through the admin API".into(),
+                    source: "admin-api".into(),
                 }],
                 ..Default::default()
             })

@@ -18,6 +18,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct DaemonClient {
     addr: SocketAddr,
     token: Secret,
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 /// Why a request to the daemon failed.
@@ -45,6 +46,22 @@ pub enum ClientError {
     },
 }
 
+/// An HTTP/1 client session over `io`, its connection task spawned.
+async fn handshake<I>(
+    io: I,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "daemon connection closed");
+        }
+    });
+    Ok(sender)
+}
+
 impl DaemonClient {
     /// A client for the daemon listening on `addr`.
     pub fn new(addr: SocketAddr, token: Secret) -> Self {
@@ -59,7 +76,20 @@ impl DaemonClient {
         } else {
             addr
         };
-        DaemonClient { addr, token }
+        DaemonClient {
+            addr,
+            token,
+            tls: None,
+        }
+    }
+
+    /// Talks HTTPS, trusting only the certificate with this fingerprint.
+    pub fn with_pinned_tls(mut self, fingerprint: &str) -> Self {
+        let config = crate::web::tls::pinned_client_config(fingerprint);
+        self.tls = Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+            config,
+        )));
+        self
     }
 
     /// Sends a request and returns the status and JSON body.
@@ -90,14 +120,18 @@ impl DaemonClient {
         let stream = tokio::net::TcpStream::connect(self.addr)
             .await
             .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "daemon connection closed");
+        let mut sender = match &self.tls {
+            None => handshake(TokioIo::new(stream)).await,
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
+                let tls = connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| unreachable(&e))?;
+                handshake(TokioIo::new(tls)).await
             }
-        });
+        }
+        .map_err(|e| unreachable(&e))?;
         let bytes = body.map(|b| serde_json::to_vec(&b)).transpose()?;
         let req = Request::builder()
             .method(method)

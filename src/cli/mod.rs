@@ -1,8 +1,10 @@
 //! The command line: `run` and the operator's procedures as subcommands.
 
+mod access;
 mod client;
 mod init;
 mod sink;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +52,18 @@ pub enum Command {
     /// Print monitoring files: Prometheus rules and scrape config, Grafana dashboards.
     #[command(subcommand)]
     Monitoring(MonitoringCmd),
+    /// Incident response: refuse new payments, admin actions and spending; keep watching.
+    Lockdown(access::LockdownArgs),
+    /// Lift a lock-down (local access only: on the file, or through a request file).
+    Unlock,
+    /// Rotate the API and admin bearer tokens.
+    #[command(subcommand)]
+    Tokens(access::TokensCmd),
+    /// Print the audit log: admin actions, lock-downs, rotations, failed logins.
+    Audit(access::AuditArgs),
+    /// The HTTPS certificate of the page and API.
+    #[command(subcommand)]
+    Tls(tls::TlsCmd),
 }
 
 /// `monitoring` subcommands (print to stdout; no daemon or configuration needed).
@@ -173,6 +187,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(payment(&cfg, cmd, cli.json))
         }
         Command::Sink(cmd) => sink::run(&cli, cmd),
+        Command::Lockdown(args) => access::lockdown(&cli, args),
+        Command::Unlock => access::unlock(&cli),
+        Command::Tokens(cmd) => access::tokens(&cli, cmd),
+        Command::Audit(args) => access::audit(&cli, args),
+        Command::Tls(cmd) => tls::run(&cli, cmd),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),
@@ -194,7 +213,19 @@ fn daemon_client(cfg: &Config) -> anyhow::Result<DaemonClient> {
         .admin
         .or(tokens.api)
         .context("no token file configured")?;
-    Ok(DaemonClient::new(cfg.listen, token))
+    client_for(cfg, token)
+}
+
+/// A client for the daemon of `cfg`: HTTPS pinned to its certificate when it has one.
+pub(crate) fn client_for(
+    cfg: &Config,
+    token: crate::secret::Secret,
+) -> anyhow::Result<DaemonClient> {
+    let client = DaemonClient::new(cfg.listen, token);
+    Ok(match &cfg.tls_cert_file {
+        Some(path) => client.with_pinned_tls(&crate::web::tls::load(path)?.fingerprint),
+        None => client,
+    })
 }
 
 async fn status(cfg: &Config, as_json: bool) -> anyhow::Result<ExitCode> {

@@ -173,9 +173,13 @@ pub mod keys {
     pub const ALERT_FAILED_PAYMENTS_MIN: &str = "SNAKKAZ_PAY_ALERT_FAILED_PAYMENTS_MIN";
     /// Newly flagged payments within the window that raise the abnormal-transactions alert.
     pub const ALERT_ABNORMAL_TRANSACTIONS: &str = "SNAKKAZ_PAY_ALERT_ABNORMAL_TRANSACTIONS";
+    /// Host names the page and API answer to besides the listen address and loopback.
+    pub const ALLOWED_HOSTS: &str = "SNAKKAZ_PAY_ALLOWED_HOSTS";
+    /// PEM file with the HTTPS certificate chain and its private key; unset: plain HTTP.
+    pub const TLS_CERT_FILE: &str = "SNAKKAZ_PAY_TLS_CERT_FILE";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 36] = [
+    pub const ALL: [&str; 38] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -212,6 +216,8 @@ pub mod keys {
         ALERT_FAILED_PAYMENTS_PCT,
         ALERT_FAILED_PAYMENTS_MIN,
         ALERT_ABNORMAL_TRANSACTIONS,
+        ALLOWED_HOSTS,
+        TLS_CERT_FILE,
     ];
 
     /// Keys that hold secrets and are refused in the config file.
@@ -282,6 +288,10 @@ pub struct Config {
     pub sink_lag_alert: Duration,
     /// Thresholds of the appliance's own alert evaluation.
     pub alerts: crate::alerts::Thresholds,
+    /// Extra `Host` names accepted by the web server (lowercase; DNS-rebinding defence).
+    pub allowed_hosts: Vec<String>,
+    /// PEM file with the HTTPS certificate chain and key; `None`: plain HTTP.
+    pub tls_cert_file: Option<PathBuf>,
 }
 
 /// One Electrum server.
@@ -463,6 +473,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
     };
 
     let alerts = alert_thresholds(layers)?;
+    let allowed_hosts = allowed_hosts(layers)?;
 
     Ok(Config {
         enabled,
@@ -502,7 +513,30 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
                 .unwrap_or(DEFAULT_SINK_LAG_ALERT_SECS),
         ),
         alerts,
+        allowed_hosts,
+        tls_cert_file: layers.parse(keys::TLS_CERT_FILE, parse_path)?,
     })
+}
+
+/// `SNAKKAZ_PAY_ALLOWED_HOSTS`: host names (no scheme, no port), lowercased.
+fn allowed_hosts(layers: &Layers<'_>) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = layers.get_list(keys::ALLOWED_HOSTS)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(list.items.len());
+    for item in &list.items {
+        if item.contains(':') && item.parse::<std::net::IpAddr>().is_err() {
+            return Err(list.raw.invalid(format!(
+                "{item:?}: give a host name or IP address without scheme or port"
+            )));
+        }
+        check_host(item).map_err(|problem| list.raw.invalid(problem))?;
+        let host = item.trim_end_matches('.').to_ascii_lowercase();
+        if !out.contains(&host) {
+            out.push(host);
+        }
+    }
+    Ok(out)
 }
 
 /// The primary server (`ELECTRUM_HOST`/`PORT`/`PROTOCOL`) followed by the failover list.

@@ -172,6 +172,21 @@ pub(super) fn to_toml(c: &Config) -> String {
         "\"token\"",
     );
     w.value(keys::LOG, "tracing filter", Some(quote(&c.log_filter)), "");
+    w.value(
+        keys::ALLOWED_HOSTS,
+        "host names the page and API answer to besides the listen address, loopback and the box's IP",
+        (!c.allowed_hosts.is_empty()).then(|| {
+            let items: Vec<String> = c.allowed_hosts.iter().map(|h| quote(h)).collect();
+            format!("[{}]", items.join(", "))
+        }),
+        "[\"pay.example.lan\"]",
+    );
+    w.value(
+        keys::TLS_CERT_FILE,
+        "PEM file with the HTTPS certificate chain and its private key (mode 0600); unset: plain HTTP",
+        c.tls_cert_file.as_deref().map(quote_path),
+        "\"/etc/snakkaz-pay/https.pem\"",
+    );
 
     w.section("Supabase sink (off unless supabase_db_url_file is set)");
     w.value(

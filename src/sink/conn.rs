@@ -13,7 +13,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_postgres::Client;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::{ChannelBinding, Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use zeroize::Zeroizing;
 
@@ -93,6 +93,13 @@ impl Target {
             });
         }
         pg.ssl_mode(SslMode::Require);
+        if mode == TlsMode::Require {
+            // Nothing proves the server's certificate, so only SCRAM channel binding
+            // (tls-server-end-point) keeps a man in the middle from the password: the sink
+            // never falls back to cleartext, MD5 or SCRAM without binding, whatever the
+            // string says. Supabase and PostgreSQL 11+ offer SCRAM-SHA-256-PLUS over TLS.
+            pg.channel_binding(ChannelBinding::Require);
+        }
         if pg.get_application_name().is_none() {
             pg.application_name("snakkaz-pay");
         }
@@ -419,6 +426,13 @@ mod tests {
         let t = Target::new(&secret("postgresql://u:pw@h/d"), None).unwrap();
         assert_eq!(t.mode(), TlsMode::Require);
         assert_eq!(t.label(), "u@h:5432/d (sslmode=require)");
+        // Unverified TLS demands channel binding, even when the string turns it off.
+        let t = Target::new(
+            &secret("postgresql://u:pw@h/d?channel_binding=disable"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.pg.get_channel_binding(), ChannelBinding::Require);
         // A CA file upgrades to verify-full (and must be readable).
         let e = Target::new(&secret("postgresql://u:pw@h/d"), Some(ca)).unwrap_err();
         assert!(matches!(e, SinkError::CaFile { .. }), "{e}");

@@ -337,6 +337,7 @@ pub fn resync_batch(how: &str) -> WriteBatch {
             at: crate::clock::now(),
             action: "sink.resync".into(),
             detail: format!("every payment re-queued for the Supabase sink ({how})"),
+            source: how.to_owned(),
         }],
         ..Default::default()
     }

@@ -4,6 +4,7 @@
 //! Reads open their own read transaction; every write goes through one writer thread
 //! (see `writer`) that groups concurrent requests into a single durable commit.
 
+mod access;
 mod persister;
 mod tables;
 #[cfg(test)]
@@ -18,6 +19,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Tab
 use serde::{Deserialize, Serialize};
 
 use crate::payments::{Event, Payment, Status};
+pub use access::{LockdownChange, LockdownRecord};
 use tables::*;
 pub use writer::{Outcome, ScriptKey, WriteBatch};
 
@@ -133,6 +135,9 @@ pub struct AuditEntry {
     pub action: String,
     /// Details, never secrets.
     pub detail: String,
+    /// Where the action came from: a peer address, `cli` or `daemon`; empty in older entries.
+    #[serde(default)]
+    pub source: String,
 }
 
 /// A transaction the wallet has seen, kept for the operator and the sink.

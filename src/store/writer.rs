@@ -50,6 +50,8 @@ pub struct WriteBatch {
     pub clear_outbox_skipped: bool,
     /// The wallet's chain scan is done (its findings are in `wallet`).
     pub mark_scanned: bool,
+    /// Set or lift the lock-down (see `access`).
+    pub lockdown: Option<super::LockdownChange>,
 }
 
 /// A script of the wallet: (keychain as 0 = receive / 1 = change, derivation index).
@@ -322,6 +324,9 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome
             .db("open meta")?
             .insert(WALLET_SUMMARY_KEY, encode(w).as_slice())
             .db("write meta")?;
+    }
+    if let Some(change) = &b.lockdown {
+        super::access::apply_lockdown(wtx, change)?;
     }
     if !b.outbox_done.is_empty() {
         let mut t = wtx.open_table(OUTBOX).db("open outbox")?;

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -12,8 +13,10 @@ use serde_json::json;
 
 use super::json::PaymentJson;
 use super::{Access, Shared, page};
+use crate::access::Presented;
 use crate::app::{AppError, CreatePayment};
-use crate::store::ListQuery;
+use crate::config::PageAuth;
+use crate::store::{ListQuery, WriteBatch};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -40,6 +43,128 @@ pub(crate) fn json_response(status: StatusCode, body: &impl serde::Serialize) ->
         .expect("static response parts are valid")
 }
 
+/// Tells the client the connection closes after this response (its request was cut short).
+pub(crate) fn closing(mut r: Resp) -> Resp {
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
+/// Reads a request body: at most [`MAX_BODY`] bytes within [`super::BODY_TIMEOUT`].
+pub(crate) async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    match tokio::time::timeout(super::BODY_TIMEOUT, collect).await {
+        Err(_) => Err(closing(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                super::BODY_TIMEOUT.as_secs()
+            ),
+        ))),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body exceeds {MAX_BODY} bytes"),
+            ))
+        }
+        Ok(Err(e)) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("could not read body: {e}"),
+        )),
+    }
+}
+
+fn unauthorized(message: &str) -> Resp {
+    let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    r
+}
+
+/// Whether a path needs a bearer token (the page's data only when the page asks for one).
+fn needs_token(shared: &Shared, segments: &[&str]) -> bool {
+    let page_open = shared.app.cfg.page_auth == PageAuth::None;
+    match segments {
+        ["api", "metrics", "bitcoin"] | ["page", ..] => !page_open,
+        ["api", ..] => true,
+        _ => false,
+    }
+}
+
+/// Longest part of a request path kept in the audit log.
+const AUDIT_PATH_CHARS: usize = 120;
+
+/// Records a wrong token and answers for a blocked source; `None`: carry on.
+async fn guard_auth(
+    shared: &Shared,
+    presented: Presented,
+    peer: SocketAddr,
+    path: &str,
+) -> Option<Resp> {
+    let now = Instant::now();
+    let ip = peer.ip().to_canonical();
+    let failure = {
+        let mut limiter = shared.limiter.lock().expect("limiter lock");
+        if let Some(wait) = limiter.blocked(ip, now) {
+            return Some(too_many(wait));
+        }
+        match presented {
+            Presented::Wrong => limiter.failure(ip, now),
+            Presented::Valid(_) => {
+                limiter.success(ip);
+                return None;
+            }
+            Presented::Nothing => return None,
+        }
+    };
+    let path: String = path.chars().take(AUDIT_PATH_CHARS).collect();
+    let mut detail = format!(
+        "wrong bearer token for {path} (failure {} from this source)",
+        failure.failures
+    );
+    if let Some(d) = failure.blocked_for {
+        detail.push_str(&format!("; source blocked for {} s", d.as_secs()));
+    }
+    tracing::warn!(%peer, %path, failures = failure.failures, "failed authentication");
+    audit(shared, crate::access::AUTH_FAILED, &ip.to_string(), detail).await;
+    None
+}
+
+fn too_many(wait: Duration) -> Resp {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_logins",
+        format!("too many wrong tokens from this address; try again in {secs} s"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Appends to the audit log; a failure to record is logged, not fatal to the request.
+pub(crate) async fn audit(shared: &Shared, action: &str, source: &str, detail: String) {
+    let batch = WriteBatch {
+        audit: vec![crate::access::audit(action, source, detail)],
+        ..Default::default()
+    };
+    if let Err(e) = shared.app.store.commit(batch).await {
+        tracing::error!(error = %e, action, "could not record an audit entry");
+    }
+}
+
 fn app_error(e: AppError) -> Resp {
     match e {
         AppError::Invalid { .. } => {
@@ -49,6 +174,11 @@ fn app_error(e: AppError) -> Resp {
         AppError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", e.to_string()),
         AppError::Disabled => error(StatusCode::SERVICE_UNAVAILABLE, "disabled", e.to_string()),
         AppError::Scanning => error(StatusCode::SERVICE_UNAVAILABLE, "scanning", e.to_string()),
+        AppError::LockedDown(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "locked_down",
+            e.to_string(),
+        ),
         AppError::Store(ref inner) => {
             tracing::error!(error = %inner, "store failure while serving a request");
             error(
@@ -61,15 +191,42 @@ fn app_error(e: AppError) -> Resp {
 }
 
 /// Routes one request.
-pub(crate) async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+pub(crate) async fn route(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let access = shared.tokens.access(
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    if !shared.hosts.allows(host, local) {
+        tracing::info!(%peer, host = host.unwrap_or(""), "request for a foreign Host refused");
+        return closing(error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_request",
+            format!(
+                "this appliance does not answer to the Host {:?}; if that name is yours, add it to SNAKKAZ_PAY_ALLOWED_HOSTS",
+                host.unwrap_or("")
+            ),
+        ));
+    }
+    let presented = shared.tokens.check(
         req.headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
+        Instant::now(),
     );
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if needs_token(&shared, &segments)
+        && let Some(resp) = guard_auth(&shared, presented, peer, &path).await
+    {
+        return resp;
+    }
+    let access = presented.access();
     let resp = match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"]) => json_response(StatusCode::OK, &json!({"status": "ok"})),
         (&Method::GET, ["api", "metrics", "bitcoin"]) => {
@@ -99,18 +256,24 @@ pub(crate) async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: Soc
                 Access::Api
             };
             if access < needed {
-                let mut r = error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "missing or wrong bearer token",
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-                r
+                if access > Access::None {
+                    let detail = format!(
+                        "the API token was used for {}",
+                        path.chars().take(AUDIT_PATH_CHARS).collect::<String>()
+                    );
+                    audit(
+                        &shared,
+                        "auth.denied",
+                        &peer.ip().to_canonical().to_string(),
+                        detail,
+                    )
+                    .await;
+                    unauthorized("this needs the admin token")
+                } else {
+                    unauthorized("missing or wrong bearer token")
+                }
             } else {
-                api(&shared, req, &segments).await
+                api(&shared, req, &segments, peer).await
             }
         }
         _ => error(
@@ -123,9 +286,17 @@ pub(crate) async fn route(shared: Arc<Shared>, req: Request<Incoming>, peer: Soc
     resp
 }
 
-async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str]) -> Resp {
+async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: SocketAddr) -> Resp {
     let app = &shared.app;
     let method = req.method().clone();
+    if let ["admin", rest @ ..] = &segments[1..] {
+        if let Some(refused) = super::admin::refused_while_locked(shared, rest) {
+            return refused;
+        }
+        if super::admin::handles(&method, rest) {
+            return super::admin::route(shared, req, rest, peer).await;
+        }
+    }
     match (&method, &segments[1..]) {
         (&Method::GET, ["status"]) => match app.status() {
             Ok(s) => json_response(StatusCode::OK, &s),
@@ -156,6 +327,14 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str]) -> Resp
             }
         }
         (&Method::POST, ["admin", "sync"]) => {
+            let source = format!("admin-api {}", peer.ip().to_canonical());
+            audit(
+                shared,
+                "admin.sync",
+                &source,
+                "resync of every address requested".into(),
+            )
+            .await;
             app.sync_all().await;
             json_response(StatusCode::ACCEPTED, &json!({"sync": "requested"}))
         }
@@ -214,25 +393,9 @@ async fn create(shared: &Shared, req: Request<Incoming>) -> Resp {
             "send the body as application/json",
         );
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body exceeds {MAX_BODY} bytes"),
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                format!("could not read body: {e}"),
-            );
-        }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let parsed: CreateBody = match serde_json::from_slice(&body) {
         Ok(b) => b,

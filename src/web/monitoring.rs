@@ -24,7 +24,9 @@ pub(crate) fn metrics(app: &App) -> Resp {
         }
     };
     let host = crate::metrics::host_facts(&app.cfg.db_path);
-    let body = app.metrics.render(&status, &a.flags, &a.alerts, &host);
+    let body = app
+        .metrics
+        .render(&status, &a.flags, &a.alerts, &host, &a.security);
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
@@ -33,7 +35,7 @@ pub(crate) fn metrics(app: &App) -> Resp {
         .expect("static response parts are valid")
 }
 
-/// The appliance's own evaluation of the five alert rules.
+/// The appliance's own evaluation of the alert rules.
 pub(crate) fn alerts(app: &App) -> Resp {
     let a = crate::alerts::assess(app);
     json_response(

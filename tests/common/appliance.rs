@@ -136,8 +136,12 @@ impl Appliance {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("snakkaz-pay listening on ") {
-                    let _receiver_may_be_gone =
-                        tx.send(url.trim().trim_start_matches("http://").to_owned());
+                    let _receiver_may_be_gone = tx.send(
+                        url.trim()
+                            .trim_start_matches("http://")
+                            .trim_start_matches("https://")
+                            .to_owned(),
+                    );
                 }
             }
         });

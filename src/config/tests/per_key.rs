@@ -307,6 +307,25 @@ fn key_cases() -> Vec<KeyCase> {
             toml: ("10", "10"),
             invalid: Some(("0", "0 is out of range (1 to 1000000)")),
         },
+        KeyCase {
+            key: keys::ALLOWED_HOSTS,
+            show: |c| c.allowed_hosts.join(","),
+            default: "",
+            env: ("Pay.LAN, 10.0.0.9", "pay.lan,10.0.0.9"),
+            toml: (r#"["pay.example."]"#, "pay.example"),
+            invalid: Some((
+                "http://pay.lan",
+                r#""http://pay.lan": give a host name or IP address without scheme or port"#,
+            )),
+        },
+        KeyCase {
+            key: keys::TLS_CERT_FILE,
+            show: |c| format!("{:?}", c.tls_cert_file),
+            default: "None",
+            env: ("/etc/x.pem", r#"Some("/etc/x.pem")"#),
+            toml: (r#""/y.pem""#, r#"Some("/y.pem")"#),
+            invalid: None,
+        },
     ]
 }
 

@@ -49,8 +49,10 @@ pub(super) fn overview(app: &App) -> String {
         ..Default::default()
     });
     let mut h = String::new();
+    lockdown_banner(&mut h, a.security.lockdown.as_ref());
     health(&mut h, &s);
     alerts(&mut h, &a.alerts);
+    failed_logins(&mut h, app);
     h.push_str("<div class=grid>");
     electrum(&mut h, &s);
     wallet(&mut h, &s);
@@ -68,6 +70,55 @@ pub(super) fn overview(app: &App) -> String {
         }
     }
     h
+}
+
+/// Failed logins shown on the overview, from the last day.
+const RECENT_FAILED_LOGINS: usize = 5;
+
+fn lockdown_banner(h: &mut String, rec: Option<&crate::store::LockdownRecord>) {
+    let Some(r) = rec else { return };
+    let _ = write!(
+        h,
+        "<section class=\"card banner bad lockdown\" id=lockdown data-locked=true><h1>Locked down</h1>\
+         <p>Since {since} by {source}: {reason}</p>\
+         <p>New payments, admin actions and spending are refused; open payments are still watched and recorded. \
+         Lift it on the box with <code>snakkaz-pay unlock</code>.</p></section>",
+        since = rfc3339(r.since),
+        source = escape(&r.source),
+        reason = escape(&r.reason),
+    );
+}
+
+fn failed_logins(h: &mut String, app: &App) {
+    let since = crate::clock::now().saturating_sub(86_400);
+    let recent = app.store.audit_since(since, RECENT_FAILED_LOGINS, |e| {
+        e.action == crate::access::AUTH_FAILED
+    });
+    let Ok(recent) = recent else {
+        h.push_str("<p class=bad>failed logins unavailable: the audit log cannot be read</p>");
+        return;
+    };
+    let _ = write!(
+        h,
+        "<section class=card id=failed-logins data-count={}><h2>Failed logins (24 h)</h2>",
+        recent.len()
+    );
+    if recent.is_empty() {
+        h.push_str("<p class=muted>No failed logins in the last 24 hours.</p>");
+    } else {
+        h.push_str("<ul>");
+        for e in &recent {
+            let _ = write!(
+                h,
+                "<li><span class=muted>{at}</span> <strong>{source}</strong> {detail}</li>",
+                at = rfc3339(e.at),
+                source = escape(&e.source),
+                detail = escape(&e.detail),
+            );
+        }
+        h.push_str("</ul><p class=muted>All of them: <code>snakkaz-pay audit --action auth.failed</code></p>");
+    }
+    h.push_str("</section>");
 }
 
 fn health(h: &mut String, s: &StatusReport) {
