@@ -417,7 +417,12 @@ pub fn assess(app: &App) -> Assessment {
             .map(|s| sample_of(s, flagged_now, at))
             .unwrap_or_default(),
         payments_enabled: app.cfg.enabled,
-        electrum_down_secs: down,
+        // The chain thread knows when the last session ended; the sampler only knows
+        // when it looked.
+        electrum_down_secs: match &status {
+            Ok(s) => s.electrum.down_secs,
+            Err(_) => down,
+        },
         processor_idle_secs: idle,
         store_error: match &status {
             Err(e) => Some(e.to_string()),

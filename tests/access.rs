@@ -9,13 +9,13 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::appliance::{ADMIN_TOKEN, API_TOKEN, Appliance, base_env};
+use common::appliance::{ADMIN_TOKEN, API_TOKEN, Appliance, offline_env};
 use serde_json::{Value, json};
 
 /// A daemon with no Electrum server behind it (port 9 refuses): the web side needs none.
 fn offline(extra: &[(&str, &str)]) -> (tempfile::TempDir, Appliance) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut env = base_env(dir.path(), "127.0.0.1", 9, false);
+    let mut env = offline_env(dir.path());
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let app = Appliance::start(dir.path(), env);
     (dir, app)
@@ -690,7 +690,7 @@ fn the_sink_never_sends_its_password_to_a_server_that_cannot_prove_itself() {
     );
 
     // The appliance's sink with sslmode=require (no CA) hangs up instead.
-    let mut env = base_env(dir.path(), "127.0.0.1", 9, false);
+    let mut env = offline_env(dir.path());
     common::postgres::sink_env(&mut env, dir.path(), &url, None);
     let app = Appliance::start(dir.path(), env);
     assert_eq!(
@@ -718,7 +718,7 @@ fn sighup_rereads_the_supabase_connection_string() {
     let revoked = pg
         .url(Some("verify-full"))
         .replace(&pg.password, "revoked-password-5c1d");
-    let mut env = base_env(dir.path(), "127.0.0.1", 9, false);
+    let mut env = offline_env(dir.path());
     common::postgres::sink_env(&mut env, dir.path(), &revoked, Some(&pg.ca_file));
     let app = Appliance::start(dir.path(), env);
     app.create_payment(21_000, "after-revocation", None);
@@ -785,7 +785,7 @@ fn https_serves_the_certificate_whose_fingerprint_was_printed() {
         assert_eq!(mode & 0o777, 0o600, "the file holds the private key");
     }
 
-    let mut env = base_env(dir.path(), "127.0.0.1", 9, false);
+    let mut env = offline_env(dir.path());
     env.push((
         "SNAKKAZ_PAY_TLS_CERT_FILE".into(),
         pem.display().to_string(),
@@ -850,7 +850,7 @@ fn local_commands_refuse_a_wrong_database_path() {
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(base_env(dir.path(), "127.0.0.1", 9, false))
+            .envs(offline_env(dir.path()))
             .env("ELECTRUM_WALLET_PATH", &wrong)
             .output()
             .unwrap();

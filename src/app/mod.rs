@@ -138,6 +138,8 @@ pub struct ElectrumReport {
     pub session_failures_10m: u64,
     /// Why detection is degraded while connected (empty when it is not).
     pub degraded: Vec<String>,
+    /// Seconds without a session (None while connected).
+    pub down_secs: Option<u64>,
     /// Last error.
     pub last_error: Option<String>,
 }
@@ -518,6 +520,7 @@ impl App {
                 session_cost: chain.session_cost,
                 session_failures_10m: chain.recent_failures.len() as u64,
                 degraded: detection.degraded,
+                down_secs: chain.down_since.map(|t| now.saturating_sub(t)),
                 last_error: chain.last_error,
             },
             wallet: WalletReport {

@@ -229,6 +229,8 @@ pub struct ChainStatus {
     pub refused: Option<String>,
     /// The chain thread is running (false once it ended).
     pub thread_alive: bool,
+    /// Unix seconds since which no session has been up (None while connected).
+    pub down_since: Option<u64>,
 }
 
 /// Handle to the chain thread.
@@ -248,7 +250,11 @@ impl ChainHandle {
     ) -> Result<ChainHandle, ChainError> {
         let tls = conn::tls_config(settings.ca_file.as_deref())?;
         let (tx, rx) = std::sync::mpsc::channel();
-        status.lock().expect("status lock").thread_alive = true;
+        {
+            let mut st = status.lock().expect("status lock");
+            st.thread_alive = true;
+            st.down_since.get_or_insert_with(crate::clock::now);
+        }
         let thread = std::thread::Builder::new()
             .name("chain".into())
             .spawn(move || {

@@ -190,6 +190,7 @@ impl Worker {
             st.connected = false;
             st.subscriptions = 0;
             st.last_error = Some(e.to_string());
+            st.down_since.get_or_insert(now);
             if dropped {
                 st.recent_failures.push(now);
             }
@@ -324,6 +325,7 @@ impl Worker {
         {
             let mut st = self.status.lock().expect("status lock");
             st.connected = true;
+            st.down_since = None;
             st.server = Some(key.clone());
             st.tls = server.tls;
             st.tip_height = Some(s.tip);
