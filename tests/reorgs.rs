@@ -99,3 +99,35 @@ fn rbf_double_spend_returns_the_payment_to_pending() {
     let (_, after) = app.get(&format!("/api/payments/{id}"));
     assert_eq!(status(&after), "pending");
 }
+
+#[test]
+fn a_fee_bump_that_still_pays_the_address_is_a_replacement_not_a_reorg() {
+    let (devnet, _dir, app) = start();
+    let p = app.create_payment(25_000, "bump", None);
+    let id = p["id"].as_str().unwrap();
+    let address = p["address"].as_str().unwrap();
+    let txid = devnet.pay(address, 25_000);
+    app.wait_payment(id, Duration::from_secs(3), "unconfirmed", |v| {
+        status(v) == "unconfirmed"
+    });
+
+    // The customer's wallet bumps the fee: same coins, same address, same amount.
+    let bumped = devnet.replace(&txid, Some(address));
+    let after = app.wait_payment(id, Duration::from_secs(5), "the replacement", |v| {
+        v["txids"] == serde_json::json!([bumped])
+    });
+    assert_eq!(status(&after), "unconfirmed");
+    assert_eq!(after["received_sat"], 25_000);
+    assert_eq!(
+        after["flags"],
+        serde_json::json!([]),
+        "not flagged as a reorg"
+    );
+    assert_eq!(last_event(&after)["reason"], "replaced (fee bump)");
+
+    devnet.mine(2);
+    let done = app.wait_payment(id, Duration::from_secs(5), "confirmed", |v| {
+        status(v) == "confirmed"
+    });
+    assert_eq!(done["flags"], serde_json::json!([]));
+}

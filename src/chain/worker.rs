@@ -34,8 +34,10 @@ const FOREGROUND_BATCH: usize = 100;
 /// Safety-net checks per second at most, whatever the budget allows.
 const SWEEP_MAX_PER_SEC: f64 = 20.0;
 /// A notification can hide in the client's read buffer behind a response, where a socket
-/// peek cannot see it; a ping this often bounds that rare case.
-const BUFFER_SWEEP: Duration = Duration::from_secs(5);
+/// peek cannot see it (it happens when the server notifies right after answering, as after
+/// a block). A ping after every sync reads most of them; one at least this often bounds
+/// the rest, at 0.05 cost units per second.
+const BUFFER_SWEEP: Duration = Duration::from_secs(2);
 /// ElectrumX closes sessions idle for 600 s.
 const KEEPALIVE: Duration = Duration::from_secs(60);
 /// Longest wait between looks at the command queue.
@@ -358,6 +360,9 @@ impl Worker {
                 if !self.sync_chunk(c, &key, &mut s)? {
                     return Ok(());
                 }
+                // Read what the server pushed while it answered (see BUFFER_SWEEP).
+                self.ping(c, &mut s)?;
+                self.charge(&key, cost::PING);
                 continue;
             }
             let wait = self.background(c, &key, &mut s)?;

@@ -27,8 +27,15 @@ pub const REASON_PARTIAL: &str = "partial payment";
 pub const REASON_ADDITIONAL: &str = "additional payment";
 /// Reason when a counted transaction is still there but less confirmed.
 pub const REASON_REORG: &str = "reorg";
-/// Reason when a counted transaction is gone from the wallet's view.
-pub const REASON_TX_REMOVED: &str = "transaction removed (reorg or double spend)";
+/// Reason when a counted confirmed transaction is gone from the chain.
+pub const REASON_TX_REMOVED: &str = "reorg: a confirmed transaction left the chain";
+/// Reason when a counted mempool transaction was double spent or dropped, taking the
+/// money away.
+pub const REASON_DOUBLE_SPENT: &str =
+    "double spent: the paying transaction was replaced or dropped";
+/// Reason when a counted mempool transaction was replaced by one that still pays the
+/// address at least as much (a fee bump): not a reorg, not fraud.
+pub const REASON_REPLACED: &str = "replaced (fee bump)";
 /// Reason part when money arrived after `expires_at`.
 pub const REASON_LATE: &str = "late payment";
 /// Reason part when more than the amount arrived.
@@ -113,8 +120,15 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
         .collect();
     let covered_height =
         (confirmations > 0).then(|| obs.tip_height.saturating_sub(confirmations - 1));
+    // A mempool payment whose transaction was swapped for another that pays at least as
+    // much: the customer bumped the fee.
+    let replaced = !vanished.is_empty()
+        && !appeared.is_empty()
+        && p.confirmations == 0
+        && p.covered_height.is_none()
+        && received >= p.received_sat;
     // Less deep than before, or covered in a later block than before: a reorg.
-    let reorg = !vanished.is_empty()
+    let reorg = (!vanished.is_empty() && !replaced)
         || confirmations < p.confirmations
         || matches!((p.covered_height, covered_height), (Some(old), Some(new)) if new > old)
         || (p.covered_height.is_some() && covered_height.is_none());
@@ -177,10 +191,16 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
 
     let mut events = Vec::new();
     let something_to_record =
-        reorg || status != p.status || flags != p.flags || received != p.received_sat;
+        reorg || replaced || status != p.status || flags != p.flags || received != p.received_sat;
     if something_to_record {
-        let primary = if !vanished.is_empty() {
-            Some(REASON_TX_REMOVED)
+        let primary = if replaced {
+            Some(REASON_REPLACED)
+        } else if !vanished.is_empty() {
+            Some(if p.confirmations > 0 || p.covered_height.is_some() {
+                REASON_TX_REMOVED
+            } else {
+                REASON_DOUBLE_SPENT
+            })
         } else if reorg {
             Some(REASON_REORG)
         } else if status != p.status {

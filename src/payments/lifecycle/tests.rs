@@ -117,6 +117,7 @@ struct Scenario {
 #[rustfmt::skip]
 fn scenarios() -> Vec<Scenario> {
     const REMOVED: &str = REASON_TX_REMOVED;
+    const DOUBLE_SPENT: &str = REASON_DOUBLE_SPENT;
     let pay = || mempool("a", AMOUNT);
     vec![
         Scenario {
@@ -272,7 +273,7 @@ fn scenarios() -> Vec<Scenario> {
             policy: policy(1),
             steps: vec![
                 Observe(obs(2_000, 100, &[mempool("a", 4_000)]), changed(Pend, 4_000, 0, "", &[(Pend, Pend, "partial payment")])),
-                Observe(obs(2_100, 100, &[]), changed(Pend, 0, 0, "reorged", &[(Pend, Pend, REMOVED)])),
+                Observe(obs(2_100, 100, &[]), changed(Pend, 0, 0, "reorged", &[(Pend, Pend, DOUBLE_SPENT)])),
                 Observe(obs(EXPIRES, 100, &[]), changed(Exp, 0, 0, "reorged", &[(Pend, Exp, "expired")])),
             ],
         },
@@ -281,7 +282,7 @@ fn scenarios() -> Vec<Scenario> {
             policy: policy(1),
             steps: vec![
                 Observe(obs(2_000, 100, &[pay()]), changed(Unconf, AMOUNT, 0, "", &[(Pend, Unconf, "paid")])),
-                Observe(obs(2_100, 100, &[]), changed(Pend, 0, 0, "reorged", &[(Unconf, Pend, REMOVED)])),
+                Observe(obs(2_100, 100, &[]), changed(Pend, 0, 0, "reorged", &[(Unconf, Pend, DOUBLE_SPENT)])),
             ],
         },
         Scenario {
@@ -289,7 +290,7 @@ fn scenarios() -> Vec<Scenario> {
             policy: policy(1),
             steps: vec![
                 Observe(obs(2_000, 100, &[pay()]), changed(Unconf, AMOUNT, 0, "", &[(Pend, Unconf, "paid")])),
-                Observe(obs(EXPIRES + 1, 100, &[]), changed(Exp, 0, 0, "reorged", &[(Unconf, Exp, REMOVED)])),
+                Observe(obs(EXPIRES + 1, 100, &[]), changed(Exp, 0, 0, "reorged", &[(Unconf, Exp, DOUBLE_SPENT)])),
             ],
         },
         Scenario {
@@ -301,11 +302,20 @@ fn scenarios() -> Vec<Scenario> {
             ],
         },
         Scenario {
-            name: "RBF fee bump of an unconfirmed payment is recorded",
+            name: "RBF fee bump of an unconfirmed payment is a replacement, not a reorg",
             policy: policy(1),
             steps: vec![
                 Observe(obs(2_000, 100, &[pay()]), changed(Unconf, AMOUNT, 0, "", &[(Pend, Unconf, "paid")])),
-                Observe(obs(EXPIRES + 1, 100, &[mempool("b", AMOUNT)]), changed(Unconf, AMOUNT, 0, "reorged", &[(Unconf, Unconf, REMOVED)])),
+                Observe(obs(EXPIRES + 1, 100, &[mempool("b", AMOUNT)]), changed(Unconf, AMOUNT, 0, "", &[(Unconf, Unconf, REASON_REPLACED)])),
+                Observe(obs(EXPIRES + 2, 101, &[mined("b", AMOUNT, 101)]), changed(Conf, AMOUNT, 1, "", &[(Unconf, Conf, "confirmed")])),
+            ],
+        },
+        Scenario {
+            name: "a replacement that pays less is a double spend",
+            policy: policy(1),
+            steps: vec![
+                Observe(obs(2_000, 100, &[pay()]), changed(Unconf, AMOUNT, 0, "", &[(Pend, Unconf, "paid")])),
+                Observe(obs(2_100, 100, &[mempool("b", AMOUNT - 1)]), changed(Pend, AMOUNT - 1, 0, "reorged", &[(Unconf, Pend, DOUBLE_SPENT)])),
             ],
         },
         Scenario {
@@ -491,13 +501,14 @@ fn event_txids_name_what_moved() {
         &policy(1),
     );
     assert_eq!(p.events[0].txids, ["b"]);
-    // A replacement: the vanished txid first, then the new one.
+    // A replacement (a fee bump): the vanished txid first, then the new one.
     let p = step(
         &p.payment,
         obs(2_200, 100, &[mempool("b", 6_000), mempool("c", 4_000)]),
         &policy(1),
     );
-    assert_eq!(p.events[0].reason, REASON_TX_REMOVED);
+    assert_eq!(p.events[0].reason, REASON_REPLACED);
+    assert!(!p.payment.flags.reorged, "a fee bump is not a reorg");
     assert_eq!(p.events[0].txids, ["a", "c"]);
     // Nothing moved (a reorg that only lowers depth): the transactions now counted.
     let p = step(
