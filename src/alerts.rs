@@ -29,9 +29,11 @@ pub const DETECTION_DEGRADED: &str = "SnakkazPayDetectionDegraded";
 pub const LOCKDOWN: &str = "SnakkazPayLockdown";
 /// A burst of failed logins (wrong bearer tokens) within the window.
 pub const FAILED_LOGINS: &str = "SnakkazPayFailedLogins";
+/// The last backup verification failed or is too old (the guide's backup chapter).
+pub const BACKUP_VERIFICATION: &str = "SnakkazPayBackupVerification";
 /// Every rule: the guide's five in its order, then the appliance's own, then the
-/// security chapter's two.
-pub const RULES: [&str; 8] = [
+/// security chapter's two, then the backup chapter's.
+pub const RULES: [&str; 9] = [
     SERVICE_DOWN,
     BALANCE_CHANGE,
     FAILED_PAYMENTS,
@@ -40,6 +42,7 @@ pub const RULES: [&str; 8] = [
     DETECTION_DEGRADED,
     LOCKDOWN,
     FAILED_LOGINS,
+    BACKUP_VERIFICATION,
 ];
 
 /// Failed logins within the window that raise [`FAILED_LOGINS`] (same as the rules file).
@@ -116,6 +119,8 @@ pub struct Now {
     pub locked_down: Option<String>,
     /// Failed logins within the window.
     pub failed_logins: u64,
+    /// The last backup verification failed or is stale (see `backup::status`).
+    pub backup_problem: Option<String>,
 }
 
 /// A firing alert.
@@ -232,6 +237,9 @@ pub fn evaluate(th: &Thresholds, history: &[Sample], now: &Now) -> Vec<Alert> {
                 ),
             ));
         }
+    }
+    if let Some(p) = &now.backup_problem {
+        out.push(alert(BACKUP_VERIFICATION, "warning", p.clone()));
     }
     if now.payments_enabled
         && now.electrum_down_secs.is_none()
@@ -434,6 +442,10 @@ pub fn assess(app: &App) -> Assessment {
             .unwrap_or_default(),
         locked_down: security.lockdown.as_ref().map(|r| r.reason.clone()),
         failed_logins: security.failed_logins,
+        backup_problem: status
+            .as_ref()
+            .ok()
+            .and_then(|s| s.backup_verification.problem.clone()),
     };
     let alerts = evaluate(&app.cfg.alerts, &history, &now);
     Assessment {
@@ -486,6 +498,15 @@ mod tests {
         let h = [s(1000, 100_000, 1, 10, 0, 0)];
         assert!(evaluate(&T, &h, &now(s(2000, 105_000, 1, 12, 0, 1))).is_empty());
         assert!(evaluate(&T, &[], &now(s(2000, 0, 0, 0, 0, 0))).is_empty());
+    }
+
+    #[test]
+    fn backup_verification_problem_raises_its_alert() {
+        let mut n = now(Sample::default());
+        n.backup_problem = Some("the last backup verification failed".into());
+        let a = evaluate(&T, &[], &n);
+        assert_eq!(names(&a), [BACKUP_VERIFICATION]);
+        assert_eq!(a[0].severity, "warning");
     }
 
     #[test]

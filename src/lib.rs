@@ -2,6 +2,7 @@
 pub mod access;
 pub mod alerts;
 pub mod app;
+pub mod backup;
 pub mod chain;
 pub mod cli;
 pub mod clock;

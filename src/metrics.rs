@@ -305,6 +305,21 @@ impl Metrics {
             "Supabase sink failures since start",
             ConstCounter::new(s.sink.errors_total),
         );
+        let bv = &s.backup_verification;
+        if let (Some(age), Some(ok)) = (bv.age_secs, bv.ok) {
+            gauge(
+                &mut r,
+                "snakkaz_pay_backup_verification_age_seconds",
+                "Seconds since the last backup verification (verify-backup)",
+                sat_i64(age),
+            );
+            gauge(
+                &mut r,
+                "snakkaz_pay_backup_verification_ok",
+                "1 when the last backup verification passed, 0 when it failed",
+                i64::from(ok),
+            );
+        }
         let firing = Family::<Labels, Gauge>::default();
         for rule in crate::alerts::RULES {
             firing

@@ -103,6 +103,8 @@ pub struct StatusReport {
     pub outbox: OutboxReport,
     /// Supabase sink.
     pub sink: crate::sink::SinkReport,
+    /// The last backup verification (`snakkaz-pay verify-backup`).
+    pub backup_verification: crate::backup::status::VerificationStatus,
 }
 
 /// Electrum part of the status.
@@ -226,6 +228,10 @@ impl App {
             },
         )
         .context("loading the wallet")?;
+        // After `snakkaz-pay restore`: skip past addresses handed out after the backup.
+        let mut wallet = wallet;
+        crate::backup::restore::apply_skip_ahead(&store, &mut wallet)
+            .context("applying the restore skip-ahead")?;
         let next_seq = store.last_seq()? + 1;
         // Without a sink nobody drains the outbox: do not fill it (the store remembers
         // that it skipped, and a sink configured later starts with a full resync).
@@ -538,6 +544,11 @@ impl App {
                 oldest_age_secs: oldest.map(|t| now.saturating_sub(t)),
             },
             sink,
+            backup_verification: crate::backup::status::verification_status(
+                self.store.backup_verification()?.as_ref(),
+                self.cfg.backup.verify_max_age,
+                now,
+            ),
         })
     }
 }

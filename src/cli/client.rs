@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 /// Time limit of one CLI request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time limit of a snapshot download (a large database takes a while to copy).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Talks to the daemon's API.
 pub struct DaemonClient {
@@ -107,12 +109,32 @@ impl DaemonClient {
             })?
     }
 
-    async fn call_inner(
+    /// Sends a request and returns the raw body of a successful answer (snapshots).
+    pub async fn download(&self, method: Method, path: &str) -> anyhow::Result<Bytes> {
+        let (status, body) = tokio::time::timeout(DOWNLOAD_TIMEOUT, self.send(method, path, None))
+            .await
+            .map_err(|_| ClientError::Unreachable {
+                addr: self.addr,
+                detail: "timed out".into(),
+            })??;
+        if !status.is_success() {
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let e = &value["error"];
+            bail!(ClientError::Api {
+                status: status.as_u16(),
+                code: e["code"].as_str().unwrap_or("error").to_owned(),
+                message: e["message"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        Ok(body)
+    }
+
+    async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let unreachable = |e: &dyn std::fmt::Display| ClientError::Unreachable {
             addr: self.addr,
             detail: e.to_string(),
@@ -155,6 +177,16 @@ impl DaemonClient {
             .await
             .map_err(|e| unreachable(&e))?
             .to_bytes();
+        Ok((status, body))
+    }
+
+    async fn call_inner(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+        let (status, body) = self.send(method, path, body).await?;
         let value: serde_json::Value = serde_json::from_slice(&body).with_context(|| {
             format!("the daemon answered HTTP {status} with a body that is not JSON")
         })?;

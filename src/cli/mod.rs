@@ -1,6 +1,7 @@
 //! The command line: `run` and the operator's procedures as subcommands.
 
 mod access;
+mod backup;
 mod client;
 mod init;
 mod sink;
@@ -64,6 +65,14 @@ pub enum Command {
     /// The HTTPS certificate of the page and API.
     #[command(subcommand)]
     Tls(tls::TlsCmd),
+    /// Take an encrypted backup (snapshot through the daemon, or of the stopped database).
+    Backup(backup::BackupArgs),
+    /// Decrypt a backup, rebuild the wallet from it and compare with this configuration.
+    VerifyBackup(backup::VerifyArgs),
+    /// Restore a backup over the database (daemon stopped; the old file is kept aside).
+    Restore(backup::RestoreArgs),
+    /// Print the descriptors, account xpub (and SLIP-132 form) and first addresses.
+    ExportMpk,
 }
 
 /// `monitoring` subcommands (print to stdout; no daemon or configuration needed).
@@ -192,6 +201,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tokens(cmd) => access::tokens(&cli, cmd),
         Command::Audit(args) => access::audit(&cli, args),
         Command::Tls(cmd) => tls::run(&cli, cmd),
+        Command::Backup(args) => backup::backup(&cli, args),
+        Command::VerifyBackup(args) => backup::verify_backup(&cli, args),
+        Command::Restore(args) => backup::restore(&cli, args),
+        Command::ExportMpk => backup::export_mpk(&cli),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),

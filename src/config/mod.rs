@@ -6,6 +6,7 @@
 //! variables with the `SNAKKAZ_PAY_` prefix that are not listed in [`keys::ALL`] are ignored
 //! (test harnesses and later components use the prefix too); unknown TOML keys are errors.
 
+mod backup;
 mod descriptor;
 mod error;
 mod render;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use bdk_wallet::bitcoin::Network;
 
+pub use backup::BackupConfig;
 pub use descriptor::DescriptorProblem;
 pub use error::{ConfigError, Origin};
 
@@ -178,8 +180,29 @@ pub mod keys {
     /// PEM file with the HTTPS certificate chain and its private key; unset: plain HTTP.
     pub const TLS_CERT_FILE: &str = "SNAKKAZ_PAY_TLS_CERT_FILE";
 
+    /// Directory of the encrypted backups.
+    pub const BACKUP_DIR: &str = "SNAKKAZ_PAY_BACKUP_DIR";
+    /// age public keys the backups are encrypted to.
+    pub const BACKUP_RECIPIENTS: &str = "SNAKKAZ_PAY_BACKUP_RECIPIENTS";
+    /// File holding a backup passphrase (instead of recipients).
+    pub const BACKUP_PASSPHRASE_FILE: &str = "SNAKKAZ_PAY_BACKUP_PASSPHRASE_FILE";
+    /// age identity file for verify-backup and restore.
+    pub const BACKUP_IDENTITY_FILE: &str = "SNAKKAZ_PAY_BACKUP_IDENTITY_FILE";
+    /// Daily backups kept.
+    pub const BACKUP_KEEP_DAILY: &str = "SNAKKAZ_PAY_BACKUP_KEEP_DAILY";
+    /// Weekly backups kept.
+    pub const BACKUP_KEEP_WEEKLY: &str = "SNAKKAZ_PAY_BACKUP_KEEP_WEEKLY";
+    /// rclone remote path for off-site copies.
+    pub const BACKUP_REMOTE: &str = "SNAKKAZ_PAY_BACKUP_REMOTE";
+    /// rclone configuration file.
+    pub const BACKUP_RCLONE_CONFIG: &str = "SNAKKAZ_PAY_BACKUP_RCLONE_CONFIG";
+    /// Age (s) after which the last backup verification alerts.
+    pub const BACKUP_VERIFY_MAX_AGE_SECS: &str = "SNAKKAZ_PAY_BACKUP_VERIFY_MAX_AGE_SECS";
+    /// Addresses skipped ahead after a restore.
+    pub const RESTORE_SKIP_AHEAD: &str = "SNAKKAZ_PAY_RESTORE_SKIP_AHEAD";
+
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 38] = [
+    pub const ALL: [&str; 48] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -218,6 +241,16 @@ pub mod keys {
         ALERT_ABNORMAL_TRANSACTIONS,
         ALLOWED_HOSTS,
         TLS_CERT_FILE,
+        BACKUP_DIR,
+        BACKUP_RECIPIENTS,
+        BACKUP_PASSPHRASE_FILE,
+        BACKUP_IDENTITY_FILE,
+        BACKUP_KEEP_DAILY,
+        BACKUP_KEEP_WEEKLY,
+        BACKUP_REMOTE,
+        BACKUP_RCLONE_CONFIG,
+        BACKUP_VERIFY_MAX_AGE_SECS,
+        RESTORE_SKIP_AHEAD,
     ];
 
     /// Keys that hold secrets and are refused in the config file.
@@ -292,6 +325,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// PEM file with the HTTPS certificate chain and key; `None`: plain HTTP.
     pub tls_cert_file: Option<PathBuf>,
+    /// Backups, verification, off-site copy and restore.
+    pub backup: BackupConfig,
 }
 
 /// One Electrum server.
@@ -515,6 +550,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         alerts,
         allowed_hosts,
         tls_cert_file: layers.parse(keys::TLS_CERT_FILE, parse_path)?,
+        backup: backup::build(layers)?,
     })
 }
 

@@ -255,6 +255,78 @@ pub(super) fn to_toml(c: &Config) -> String {
     ] {
         w.value(key, what, Some(value.to_string()), "");
     }
+
+    let b = &c.backup;
+    w.section("Backups (`snakkaz-pay backup`, `verify-backup`, `restore`)");
+    w.value(
+        keys::BACKUP_DIR,
+        "directory of the encrypted backups and their manifests",
+        Some(quote_path(&b.dir)),
+        "",
+    );
+    w.value(
+        keys::BACKUP_RECIPIENTS,
+        "age public keys (age1...) the backups are encrypted to; the identity stays off this box",
+        (!b.recipients.is_empty()).then(|| {
+            format!(
+                "[{}]",
+                b.recipients
+                    .iter()
+                    .map(|r| quote(r))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+        "[\"age1...\"]",
+    );
+    w.value(
+        keys::BACKUP_PASSPHRASE_FILE,
+        "file holding a passphrase to encrypt with instead of recipients",
+        b.passphrase_file.as_deref().map(quote_path),
+        "\"/etc/snakkaz-pay/backup-passphrase\"",
+    );
+    w.value(
+        keys::BACKUP_IDENTITY_FILE,
+        "age identity file for verify-backup and restore (bring it when needed; do not leave it here)",
+        b.identity_file.as_deref().map(quote_path),
+        "\"/media/usb/snakkaz-pay-backup.key\"",
+    );
+    w.value(
+        keys::BACKUP_KEEP_DAILY,
+        "daily backups kept",
+        Some(b.keep_daily.to_string()),
+        "",
+    );
+    w.value(
+        keys::BACKUP_KEEP_WEEKLY,
+        "weekly backups kept",
+        Some(b.keep_weekly.to_string()),
+        "",
+    );
+    w.value(
+        keys::BACKUP_REMOTE,
+        "rclone remote path new backups are copied to",
+        b.remote.as_deref().map(quote),
+        "\"offsite:snakkaz-pay\"",
+    );
+    w.value(
+        keys::BACKUP_RCLONE_CONFIG,
+        "rclone configuration file of that remote",
+        b.rclone_config.as_deref().map(quote_path),
+        "\"/etc/snakkaz-pay/rclone.conf\"",
+    );
+    w.value(
+        keys::BACKUP_VERIFY_MAX_AGE_SECS,
+        "alert when the last backup verification failed or is older than this many seconds",
+        Some(b.verify_max_age.as_secs().to_string()),
+        "",
+    );
+    w.value(
+        keys::RESTORE_SKIP_AHEAD,
+        "after a restore, addresses skipped past the backup's last revealed one",
+        Some(b.restore_skip_ahead.to_string()),
+        "",
+    );
     out
 }
 

@@ -5,7 +5,9 @@
 //! (see `writer`) that groups concurrent requests into a single durable commit.
 
 mod access;
+mod backup_meta;
 mod persister;
+mod snapshot;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -20,7 +22,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::payments::{Event, Payment, Status};
 pub use access::{LockdownChange, LockdownRecord};
+pub use backup_meta::{
+    RESTORE_MARKER_KEY, RestoreMarker, VERIFICATION_KEY, VerificationRecord, rescan_key,
+    restore_marker_entry, resync_when_sink_starts_entry, verification_entry,
+};
+pub use snapshot::{SnapshotInfo, check_file as check_snapshot, snapshot_file};
 use tables::*;
+/// Newest database layout this binary understands.
+pub const SCHEMA_VERSION_SUPPORTED: u64 = tables::SCHEMA_VERSION;
 pub use writer::{Outcome, ScriptKey, WriteBatch};
 
 /// A failure of the store, with the operation that failed.

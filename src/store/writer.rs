@@ -52,6 +52,10 @@ pub struct WriteBatch {
     pub mark_scanned: bool,
     /// Set or lift the lock-down (see `access`).
     pub lockdown: Option<super::LockdownChange>,
+    /// META entries to set: backup verification and restore records (see `backup_meta`).
+    pub meta: Vec<(&'static str, Vec<u8>)>,
+    /// META entries to remove (a restore asks for a new chain scan, see `backup_meta`).
+    pub meta_remove: Vec<&'static str>,
 }
 
 /// A script of the wallet: (keychain as 0 = receive / 1 = change, derivation index).
@@ -327,6 +331,15 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome
     }
     if let Some(change) = &b.lockdown {
         super::access::apply_lockdown(wtx, change)?;
+    }
+    if !b.meta.is_empty() || !b.meta_remove.is_empty() {
+        let mut t = wtx.open_table(META).db("open meta")?;
+        for (k, v) in &b.meta {
+            t.insert(*k, v.as_slice()).db("write meta")?;
+        }
+        for k in &b.meta_remove {
+            t.remove(*k).db("remove meta")?;
+        }
     }
     if !b.outbox_done.is_empty() {
         let mut t = wtx.open_table(OUTBOX).db("open outbox")?;

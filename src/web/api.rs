@@ -326,6 +326,10 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
                 }
             }
         }
+        (&Method::POST, ["admin", "backup"]) => super::backup::snapshot(app).await,
+        (&Method::POST, ["admin", "backup", "verification"]) => {
+            super::backup::record_verification(app, req).await
+        }
         (&Method::POST, ["admin", "sync"]) => {
             let source = format!("admin-api {}", peer.ip().to_canonical());
             audit(

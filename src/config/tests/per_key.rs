@@ -326,8 +326,102 @@ fn key_cases() -> Vec<KeyCase> {
             toml: (r#""/y.pem""#, r#"Some("/y.pem")"#),
             invalid: None,
         },
+        KeyCase {
+            key: keys::BACKUP_DIR,
+            show: |c| c.backup.dir.display().to_string(),
+            default: "/var/lib/snakkaz-pay/backups",
+            env: ("/data/backups", "/data/backups"),
+            toml: (r#""/srv/backups""#, "/srv/backups"),
+            invalid: None,
+        },
+        KeyCase {
+            key: keys::BACKUP_RECIPIENTS,
+            show: |c| c.backup.recipients.join(","),
+            default: "",
+            env: (AGE_PUB_A, AGE_PUB_A),
+            toml: (
+                concat!(
+                    r#"[""#,
+                    "age17m3xx7vpe3qmacclc27ezh89mtajmcnhmjjdkp0xdwty748fd35s9z4frw",
+                    r#""]"#
+                ),
+                AGE_PUB_B,
+            ),
+            invalid: Some((
+                "AGE-SECRET-KEY-1QQQ",
+                "an age SECRET key was given; give the public key",
+            )),
+        },
+        KeyCase {
+            key: keys::BACKUP_PASSPHRASE_FILE,
+            show: |c| format!("{:?}", c.backup.passphrase_file),
+            default: "None",
+            env: ("/etc/pp", r#"Some("/etc/pp")"#),
+            toml: (r#""/etc/pp2""#, r#"Some("/etc/pp2")"#),
+            invalid: None,
+        },
+        KeyCase {
+            key: keys::BACKUP_IDENTITY_FILE,
+            show: |c| format!("{:?}", c.backup.identity_file),
+            default: "None",
+            env: ("/media/usb/key.txt", r#"Some("/media/usb/key.txt")"#),
+            toml: (r#""/mnt/key.txt""#, r#"Some("/mnt/key.txt")"#),
+            invalid: None,
+        },
+        KeyCase {
+            key: keys::BACKUP_KEEP_DAILY,
+            show: |c| c.backup.keep_daily.to_string(),
+            default: "7",
+            env: ("14", "14"),
+            toml: ("1", "1"),
+            invalid: Some(("0", "0 is out of range (1 to 3650)")),
+        },
+        KeyCase {
+            key: keys::BACKUP_KEEP_WEEKLY,
+            show: |c| c.backup.keep_weekly.to_string(),
+            default: "4",
+            env: ("0", "0"),
+            toml: ("52", "52"),
+            invalid: Some(("521", "521 is out of range (0 to 520)")),
+        },
+        KeyCase {
+            key: keys::BACKUP_REMOTE,
+            show: |c| format!("{:?}", c.backup.remote),
+            default: "None",
+            env: ("offsite:snakkaz", r#"Some("offsite:snakkaz")"#),
+            toml: (r#""b2:bucket/pay""#, r#"Some("b2:bucket/pay")"#),
+            invalid: Some(("nocolon", r#""nocolon" is not an rclone remote path"#)),
+        },
+        KeyCase {
+            key: keys::BACKUP_RCLONE_CONFIG,
+            show: |c| format!("{:?}", c.backup.rclone_config),
+            default: "None",
+            env: ("/etc/rclone.conf", r#"Some("/etc/rclone.conf")"#),
+            toml: (r#""/etc/r2.conf""#, r#"Some("/etc/r2.conf")"#),
+            invalid: None,
+        },
+        KeyCase {
+            key: keys::BACKUP_VERIFY_MAX_AGE_SECS,
+            show: |c| c.backup.verify_max_age.as_secs().to_string(),
+            default: "691200",
+            env: ("86400", "86400"),
+            toml: ("3600", "3600"),
+            invalid: Some(("3599", "3599 is out of range (3600 to 7776000 s)")),
+        },
+        KeyCase {
+            key: keys::RESTORE_SKIP_AHEAD,
+            show: |c| c.backup.restore_skip_ahead.to_string(),
+            default: "1000",
+            env: ("5000", "5000"),
+            toml: ("0", "0"),
+            invalid: Some(("1000001", "1000001 is out of range (0 to 1000000)")),
+        },
     ]
 }
+
+/// Two age X25519 public keys (generated with `age-keygen`; the identities were discarded).
+const AGE_PUB_A: &str = "age17n54n8jchm4nvvq59xaql4kklzewtwfl6xxtjymlw0qpfkfcy37q5rjeqs";
+const AGE_PUB_B: &str = "age17m3xx7vpe3qmacclc27ezh89mtajmcnhmjjdkp0xdwty748fd35s9z4frw";
 
 fn shown(r: Result<Config, ConfigError>, show: fn(&Config) -> String) -> String {
     match r {

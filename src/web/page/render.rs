@@ -242,6 +242,17 @@ fn wallet(h: &mut String, s: &StatusReport) {
             ),
         );
     }
+    let bv = &s.backup_verification;
+    let verified = match (bv.ok, bv.age_secs) {
+        (Some(ok), Some(age)) => format!(
+            "<span class={}>{}</span> {} ago",
+            if bv.problem.is_some() { "bad" } else { "ok" },
+            if ok { "passed" } else { "FAILED" },
+            duration(age)
+        ),
+        _ => "never (snakkaz-pay verify-backup)".into(),
+    };
+    row(h, "Backup verified", &verified);
     h.push_str("</dl></section>");
 }
 
