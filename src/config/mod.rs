@@ -26,6 +26,7 @@ pub use error::{ConfigError, Origin};
 
 use crate::payments::Policy;
 use crate::secret::Secret;
+pub use source::Flag;
 use source::{Layers, Raw};
 
 /// Configuration file read when none is given on the command line (may be absent).
@@ -339,6 +340,16 @@ impl Config {
     /// Load `file` (default path when `None`; may then be absent), overridden by `env`.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let layers = Layers::new(file, env)?;
+        build(&layers)
+    }
+
+    /// [`Config::load`] with command-line flags above the environment (errors name the flag).
+    pub fn load_with_flags(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        flags: &[Flag],
+    ) -> Result<Config, ConfigError> {
+        let layers = Layers::new(file, env)?.with_flags(flags);
         build(&layers)
     }
 

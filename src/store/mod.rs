@@ -5,6 +5,7 @@
 //! (see `writer`) that groups concurrent requests into a single durable commit.
 
 mod access;
+mod import;
 mod persister;
 mod tables;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::payments::{Event, Payment, Status};
 pub use access::{LockdownChange, LockdownRecord};
+pub use import::ImportOutcome;
 use tables::*;
 pub use writer::{Outcome, ScriptKey, WriteBatch};
 

@@ -2,6 +2,7 @@
 //! file errors and the `init` round trip. Per-key cases live in `per_key`, descriptors in
 //! `descriptors`.
 
+mod account_keys;
 mod descriptors;
 mod per_key;
 

@@ -1,0 +1,6 @@
+//! Migration from the Electrum-daemon stack: its account keys (SLIP-132), its wallet
+//! files and its JSON-RPC.
+
+pub mod import;
+pub mod slip132;
+pub mod wallet_file;
