@@ -97,6 +97,8 @@ pub const ALERT_ELECTRUM_DOWN_RANGE_SECS: (u64, u64) = (1, 86_400);
 pub const ALERT_COUNT_RANGE: (u64, u64) = (1, 1_000_000);
 /// Allowed percentages of the alert thresholds.
 pub const ALERT_PCT_RANGE: (u64, u64) = (1, 1_000);
+/// User of the Electrum-compatible JSON-RPC when unset: Electrum's own default `rpcuser`.
+pub const DEFAULT_ELECTRUM_RPC_USER: &str = "user";
 /// Tracing filter when `SNAKKAZ_PAY_LOG` is unset.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -179,8 +181,15 @@ pub mod keys {
     /// PEM file with the HTTPS certificate chain and its private key; unset: plain HTTP.
     pub const TLS_CERT_FILE: &str = "SNAKKAZ_PAY_TLS_CERT_FILE";
 
+    /// Electrum-compatible JSON-RPC listen address (loopback); unset: off.
+    pub const ELECTRUM_RPC_LISTEN: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_LISTEN";
+    /// User name of the Electrum-compatible JSON-RPC (HTTP Basic auth).
+    pub const ELECTRUM_RPC_USER: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_USER";
+    /// File holding the Electrum-compatible JSON-RPC password.
+    pub const ELECTRUM_RPC_PASSWORD_FILE: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_PASSWORD_FILE";
+
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 38] = [
+    pub const ALL: [&str; 41] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -219,6 +228,9 @@ pub mod keys {
         ALERT_ABNORMAL_TRANSACTIONS,
         ALLOWED_HOSTS,
         TLS_CERT_FILE,
+        ELECTRUM_RPC_LISTEN,
+        ELECTRUM_RPC_USER,
+        ELECTRUM_RPC_PASSWORD_FILE,
     ];
 
     /// Keys that hold secrets and are refused in the config file.
@@ -293,6 +305,19 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// PEM file with the HTTPS certificate chain and key; `None`: plain HTTP.
     pub tls_cert_file: Option<PathBuf>,
+    /// The Electrum-compatible JSON-RPC endpoint; `None`: off.
+    pub electrum_rpc: Option<ElectrumRpc>,
+}
+
+/// Settings of the Electrum-compatible JSON-RPC endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectrumRpc {
+    /// Loopback address to listen on.
+    pub listen: SocketAddr,
+    /// HTTP Basic user name.
+    pub user: String,
+    /// File holding the password (mode 0600).
+    pub password_file: PathBuf,
 }
 
 /// One Electrum server.
@@ -526,6 +551,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         alerts,
         allowed_hosts,
         tls_cert_file: layers.parse(keys::TLS_CERT_FILE, parse_path)?,
+        electrum_rpc: electrum_rpc(layers)?,
     })
 }
 
@@ -548,6 +574,34 @@ fn allowed_hosts(layers: &Layers<'_>) -> Result<Vec<String>, ConfigError> {
         }
     }
     Ok(out)
+}
+
+/// The Electrum-compatible JSON-RPC: off unless a listen address is set; loopback only,
+/// since Electrum's protocol is plain HTTP with Basic auth.
+fn electrum_rpc(layers: &Layers<'_>) -> Result<Option<ElectrumRpc>, ConfigError> {
+    let Some(raw) = layers.get(keys::ELECTRUM_RPC_LISTEN)? else {
+        return Ok(None);
+    };
+    let listen = parse_socket_addr(&raw)?;
+    if !listen.ip().is_loopback() {
+        return Err(raw.invalid(format!(
+            "{listen} is not a loopback address; the Electrum JSON-RPC is plain HTTP with a password, so it listens on 127.0.0.1 or [::1] only (put a TLS proxy in front for other hosts)"
+        )));
+    }
+    let password_file = layers
+        .parse(keys::ELECTRUM_RPC_PASSWORD_FILE, parse_path)?
+        .ok_or(ConfigError::Missing {
+            key: keys::ELECTRUM_RPC_PASSWORD_FILE,
+            hint: "a file (mode 0600) with the password the Electrum JSON-RPC clients use (Electrum's rpcpassword), since SNAKKAZ_PAY_ELECTRUM_RPC_LISTEN is set",
+        })?;
+    let user = layers
+        .get(keys::ELECTRUM_RPC_USER)?
+        .map_or_else(|| DEFAULT_ELECTRUM_RPC_USER.to_owned(), |r| r.text);
+    Ok(Some(ElectrumRpc {
+        listen,
+        user,
+        password_file,
+    }))
 }
 
 /// The primary server (`ELECTRUM_HOST`/`PORT`/`PROTOCOL`) followed by the failover list.
