@@ -2,5 +2,6 @@
 //! files and its JSON-RPC.
 
 pub mod import;
+pub mod rpc_shapes;
 pub mod slip132;
 pub mod wallet_file;
