@@ -2,6 +2,8 @@
 //! files and its JSON-RPC.
 
 pub mod import;
+pub mod rpc;
+pub mod rpc_methods;
 pub mod rpc_shapes;
 pub mod slip132;
 pub mod wallet_file;

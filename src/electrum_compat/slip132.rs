@@ -197,6 +197,44 @@ impl AccountKey {
         }
     }
 
+    /// The account key of a single-key `pkh`/`sh(wpkh)`/`wpkh` descriptor, if it is one.
+    pub fn from_descriptor(desc: &str) -> Option<AccountKey> {
+        use bdk_wallet::miniscript::descriptor::{Descriptor, DescriptorPublicKey, ShInner};
+        let d = Descriptor::<DescriptorPublicKey>::from_str(desc).ok()?;
+        let (script, key) = match &d {
+            Descriptor::Pkh(p) => (ScriptKind::P2pkh, p.as_inner().clone()),
+            Descriptor::Wpkh(w) => (ScriptKind::P2wpkh, w.as_inner().clone()),
+            Descriptor::Sh(sh) => match sh.as_inner() {
+                ShInner::Wpkh(w) => (ScriptKind::P2shP2wpkh, w.as_inner().clone()),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        match key {
+            // The account key is the xpub before the /0/* (or /1/*) steps.
+            DescriptorPublicKey::XPub(x) if x.derivation_path.len() == 1 => Some(AccountKey {
+                script,
+                xpub: x.xkey,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The key with its SLIP-132 version bytes, as `electrum getmpk` prints it.
+    pub fn to_slip132(&self) -> String {
+        let v: u32 = match (self.script, self.xpub.network) {
+            (ScriptKind::P2pkh, NetworkKind::Main) => 0x0488_b21e,
+            (ScriptKind::P2shP2wpkh, NetworkKind::Main) => 0x049d_7cb2,
+            (ScriptKind::P2wpkh, NetworkKind::Main) => 0x04b2_4746,
+            (ScriptKind::P2pkh, NetworkKind::Test) => 0x0435_87cf,
+            (ScriptKind::P2shP2wpkh, NetworkKind::Test) => 0x044a_5262,
+            (ScriptKind::P2wpkh, NetworkKind::Test) => 0x045f_1cf6,
+        };
+        let mut data = self.xpub.encode();
+        data[..4].copy_from_slice(&v.to_be_bytes());
+        base58::encode_check(&data)
+    }
+
     /// Receive (`/0/*`) and change (`/1/*`) descriptors, without checksums.
     pub fn descriptors(&self, origin: &KeyOrigin) -> (String, String) {
         let steps: String = origin.path.into_iter().map(|c| format!("/{c}")).collect();
@@ -259,6 +297,18 @@ mod tests {
             address(&recv, 0, Network::Bitcoin),
             "bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu"
         );
+    }
+
+    #[test]
+    fn keys_round_trip_through_their_descriptors() {
+        for v in [0x0488_b21e, 0x049d_7cb2, 0x04b2_4746] {
+            let s = with_version(v);
+            let k: AccountKey = s.parse().unwrap();
+            let (recv, change) = k.descriptors(&k.own_origin());
+            assert_eq!(AccountKey::from_descriptor(&recv).unwrap().to_slip132(), s);
+            assert_eq!(AccountKey::from_descriptor(&change).unwrap(), k);
+        }
+        assert!(AccountKey::from_descriptor("tr(xpub6CatWdiZiodmUeTDp8LT5or8nmbKNcuyvz7WyksVFkKB4RHwCD3XyuvPEbvqAQY3rAPshWcMLoP2fMFMKHPJ4ZeZXYVUhLv1VMrjPC7PW6V/0/*)").is_none());
     }
 
     #[test]
