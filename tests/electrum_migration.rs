@@ -5,6 +5,9 @@
 
 mod common;
 
+/// The password of the encrypted test wallets.
+const PASSWORD: &str = "correct horse battery staple";
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,101 +18,9 @@ use bdk_wallet::bitcoin::Network;
 use bdk_wallet::miniscript::{Descriptor, DescriptorPublicKey};
 use common::appliance::{Appliance, base_env, binary, write_private};
 use common::devnet::Devnet;
+use common::electrum::{Electrum, OnlineDaemon, run_bounded};
 use common::wait_until;
 use serde_json::Value;
-
-/// Bound on one Electrum command (it starts a Python interpreter each time).
-const ELECTRUM_TIMEOUT: Duration = Duration::from_secs(120);
-/// The password of the encrypted test wallets.
-const PASSWORD: &str = "correct horse battery staple";
-
-/// One Electrum data directory (`-D`), on regtest.
-struct Electrum {
-    dir: tempfile::TempDir,
-}
-
-impl Electrum {
-    fn new() -> Electrum {
-        Electrum {
-            dir: tempfile::Builder::new()
-                .prefix("electrum-")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-
-    /// Runs `electrum --regtest -D DIR [--offline] ARGS`; panics with its output on failure.
-    fn run(&self, offline: bool, args: &[&str]) -> String {
-        self.run_with_input(offline, args, None)
-    }
-
-    /// `run` with `input` on stdin (Electrum reads an encrypted wallet's password there).
-    fn run_with_input(&self, offline: bool, args: &[&str], input: Option<&str>) -> String {
-        let mut cmd = Command::new("electrum");
-        cmd.arg("--regtest").arg("-D").arg(self.dir.path());
-        if offline {
-            cmd.arg("--offline");
-        }
-        cmd.args(args).env("HOME", self.dir.path());
-        let out = run_bounded(cmd, ELECTRUM_TIMEOUT, input);
-        assert!(
-            out.status.success(),
-            "electrum {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    }
-
-    fn offline(&self, args: &[&str]) -> String {
-        self.run(true, args)
-    }
-
-    fn json(&self, offline: bool, args: &[&str]) -> Value {
-        let s = self.run(offline, args);
-        serde_json::from_str(&s).unwrap_or_else(|e| panic!("electrum {args:?}: {e}: {s}"))
-    }
-
-    fn addresses(&self, which: &str) -> Vec<String> {
-        serde_json::from_value(self.json(true, &["listaddresses", which])).unwrap()
-    }
-
-    fn wallet_file(&self) -> PathBuf {
-        self.dir.path().join("regtest/wallets/default_wallet")
-    }
-}
-
-/// Runs `cmd` to completion, killing it after `timeout`.
-fn run_bounded(mut cmd: Command, timeout: Duration, input: Option<&str>) -> std::process::Output {
-    use std::io::Write as _;
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn (is Debian's `electrum` package installed? .ci/run installs it)");
-    let mut stdin = child.stdin.take().expect("stdin");
-    if let Some(text) = input {
-        stdin
-            .write_all(format!("{text}\n").as_bytes())
-            .expect("write stdin");
-    }
-    drop(stdin);
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output();
-        let _receiver_may_be_gone = tx.send(());
-        out
-    });
-    if rx.recv_timeout(timeout).is_err() {
-        // Still running: end it (by its own pid) so the test fails instead of hanging.
-        let _already_gone = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        panic!("{cmd:?} did not finish within {timeout:?}");
-    }
-    waiter.join().unwrap().expect("wait for child")
-}
 
 /// Runs snakkaz-pay with `--config CONFIG` and exactly `env`; returns (code, stdout, stderr).
 fn snakkaz(config: &Path, env: &[(String, String)], args: &[&str]) -> (i32, String, String) {
@@ -545,21 +456,6 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-/// Stops an online Electrum daemon when dropped, so a failing test leaves none behind.
-struct OnlineDaemon<'a>(&'a Electrum);
-
-impl Drop for OnlineDaemon<'_> {
-    fn drop(&mut self) {
-        let mut cmd = Command::new("electrum");
-        cmd.arg("--regtest")
-            .arg("-D")
-            .arg(self.0.dir.path())
-            .arg("stop")
-            .env("HOME", self.0.dir.path());
-        let _stopped_or_already_gone = run_bounded(cmd, ELECTRUM_TIMEOUT, None);
-    }
 }
 
 #[test]

@@ -16,8 +16,8 @@ use crate::store::{ListQuery, WriteBatch};
 
 /// The Electrum version whose method names and shapes this endpoint follows.
 pub const ELECTRUM_VERSION: &str = "4.3.4";
-/// Most requests `list_requests` returns (newest first, then shown oldest first as Electrum).
-const MAX_LISTED_REQUESTS: usize = 1000;
+/// Most requests `list_requests` returns: the newest (the API's page limit), oldest first.
+const MAX_LISTED_REQUESTS: usize = 500;
 
 /// Methods answered here.
 const METHODS: &[&str] = &[
