@@ -323,6 +323,7 @@ fn payment_for(
         expires_at,
         first_seen_at: None,
         confirmed_at: None,
+        covered_height: None,
         version: 1,
     })
 }

@@ -130,7 +130,7 @@ pub async fn call(app: &App, method: &str, params: &Value) -> Result<Value, Stri
         "get_request" => {
             let id = arg_str(params, 0, "request_id")?;
             match app.payment(id) {
-                Ok((p, _)) => Ok(export(&p, now)),
+                Ok((p, _)) => Ok(export(app, &p, now)),
                 Err(AppError::NotFound(_)) => Err("Request not found".to_owned()),
                 Err(e) => Err(e.to_string()),
             }
@@ -156,7 +156,7 @@ pub async fn call(app: &App, method: &str, params: &Value) -> Result<Value, Stri
             Ok(Value::Array(
                 list.iter()
                     .filter(|p| filter.is_none_or(|f| electrum_status(p) == f))
-                    .map(|p| export(p, now))
+                    .map(|p| export(app, p, now))
                     .collect(),
             ))
         }
@@ -273,7 +273,7 @@ async fn add_request(app: &App, params: &Value, now: u64) -> Result<Value, Strin
         })
         .await
         .map_err(|e| e.to_string())?;
-    Ok(export(&p, now))
+    Ok(export(app, &p, now))
 }
 
 /// Electrum's `satoshis(amount)`: a BTC amount (string or JSON number) as exact satoshis.
@@ -384,8 +384,9 @@ fn electrum_status(p: &Payment) -> u8 {
     }
 }
 
-/// A payment as Electrum's `export_request`.
-fn export(p: &Payment, now: u64) -> Value {
+/// A payment as Electrum's `export_request`, its depth taken at the wallet's tip.
+fn export(app: &App, p: &Payment, now: u64) -> Value {
+    let tip = app.with_wallet(|w| crate::wallet::tip_height(w));
     let code = electrum_status(p);
     rpc_shapes::export_request(
         &RequestView {
@@ -397,7 +398,7 @@ fn export(p: &Payment, now: u64) -> Value {
             exp: p.expires_at.saturating_sub(p.created_at),
             status: code,
             confirmations: matches!(code, status::PAID | status::UNCONFIRMED)
-                .then_some(p.confirmations),
+                .then_some(p.confirmations_at(tip)),
             tx_hashes: p.txids.clone(),
         },
         now,
