@@ -383,7 +383,7 @@ fn bad_wallet_files_are_refused_clearly_and_nothing_is_written() {
     let imported = Electrum::new();
     imported.offline(&["restore", &seeded.addresses("--receiving")[..2].join(" ")]);
 
-    let cases: Vec<(String, &Vec<(String, String)>, &str)> = vec![
+    let cases: Vec<(String, &Env, &str)> = vec![
         (
             enc.clone(),
             &wrong,
@@ -445,6 +445,9 @@ fn bad_wallet_files_are_refused_clearly_and_nothing_is_written() {
     }
     assert!(!db.exists(), "a refused import created the database");
 }
+
+/// Environment variables for a snakkaz-pay run.
+type Env = Vec<(String, String)>;
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
