@@ -383,7 +383,18 @@ fn bad_wallet_files_are_refused_clearly_and_nothing_is_written() {
     let imported = Electrum::new();
     imported.offline(&["restore", &seeded.addresses("--receiving")[..2].join(" ")]);
 
+    // One receive address of the plain file replaced by another valid one of the same
+    // network: the file no longer matches its own key.
+    let mut edited: Value = serde_json::from_str(&plain).unwrap();
+    edited["addresses"]["receiving"][5] = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into();
+    let edited = edited.to_string();
+
     let cases: Vec<(String, &Env, &str)> = vec![
+        (
+            put("edited", edited.as_bytes()),
+            &right,
+            "as receive address 5, but its master public key derives",
+        ),
         (
             enc.clone(),
             &wrong,
@@ -533,10 +544,14 @@ fn after_import_no_address_electrum_handed_out_is_handed_out_again() {
     assert_eq!(next, handed_out.len().max(19));
     let imported = v["requests"][0]["payment_id"].as_str().unwrap().to_owned();
 
-    let app = Appliance::start(dir.path(), env);
+    let app = Appliance::start(dir.path(), env.clone());
     app.wait_status(Duration::from_secs(60), "Electrum connection", |s| {
         s["electrum"]["connected"] == true
     });
+    // While the daemon holds the database, the import refuses and says what to do.
+    let (code, _, err) = import(&config, &env, &[file.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("stop the daemon first"), "{err}");
     let account: snakkaz_pay::electrum_compat::slip132::AccountKey = key.parse().unwrap();
     let (receive_desc, _) = account.descriptors(&account.own_origin());
     let below_next = derive(&receive_desc, next);
