@@ -283,6 +283,7 @@ fn the_json_rpc_answers_as_the_electrum_daemon_on_the_same_account() {
     same(&e, &ours, "getaddresshistory", json!([address]));
     same(&e, &ours, "getaddressbalance", json!([address]));
     same(&e, &ours, "gettransaction", json!([txid]));
+    same(&e, &ours, "listunspent", json!([]));
     let listed_e = e.result("list_requests", json!({"paid": true}));
     let listed_o = ours.result("list_requests", json!({"paid": true}));
     assert_eq!(

@@ -37,6 +37,7 @@ const METHODS: &[&str] = &[
     "getmpk",
     "listaddresses",
     "gettransaction",
+    "listunspent",
 ];
 /// Methods that need private keys: answered with Electrum's watch-only error.
 const NEEDS_KEYS: &[&str] = &[
@@ -50,7 +51,7 @@ const NEEDS_KEYS: &[&str] = &[
     "dumpprivkeys",
 ];
 /// Methods of the list not implemented (yet): answered with an error naming that.
-const NOT_IMPLEMENTED: &[&str] = &["getfeerate", "onchain_history", "listunspent"];
+const NOT_IMPLEMENTED: &[&str] = &["getfeerate", "onchain_history"];
 
 /// Whether `method` gets an answer (others are Electrum's "Invalid Request").
 pub fn is_known(method: &str) -> bool {
@@ -238,6 +239,7 @@ pub async fn call(app: &App, method: &str, params: &Value) -> Result<Value, Stri
                 Value::Array(out)
             }))
         }
+        "listunspent" => Ok(list_unspent(app)),
         _ => Err(format!("attempting to use unregistered method: {method}")),
     }
 }
@@ -371,6 +373,47 @@ fn address_balance(app: &App, address: &Address) -> (u64, u64) {
                 ChainPosition::Confirmed { .. } => (c + o.txout.value.to_sat(), u),
                 ChainPosition::Unconfirmed { .. } => (c, u + o.txout.value.to_sat()),
             })
+    })
+}
+
+/// Electrum 4.3's `listunspent`: each coin as its `PartialTxInput.to_json()` (a watch-only
+/// wallet's coins carry no PSBT data), value as a decimal string.
+fn list_unspent(app: &App) -> Value {
+    let network = app.cfg.network;
+    app.with_wallet(|w| {
+        let mut coins: Vec<_> = w.list_unspent().collect();
+        coins.sort_by_key(|c| (c.keychain, c.derivation_index, c.outpoint));
+        Value::Array(
+            coins
+                .into_iter()
+                .map(|c| {
+                    let height = match c.chain_position {
+                        ChainPosition::Confirmed { anchor, .. } => anchor.block_id.height,
+                        ChainPosition::Unconfirmed { .. } => 0,
+                    };
+                    let address = Address::from_script(&c.txout.script_pubkey, network)
+                        .map(|a| a.to_string())
+                        .unwrap_or_default();
+                    json!({
+                        "prevout_hash": c.outpoint.txid.to_string(),
+                        "prevout_n": c.outpoint.vout,
+                        "coinbase": false,
+                        "nsequence": 0xffff_fffe_u32,
+                        "height": height,
+                        "address": address,
+                        "utxo": null,
+                        "witness_utxo": null,
+                        "sighash": null,
+                        "redeem_script": null,
+                        "witness_script": null,
+                        "part_sigs": {},
+                        "bip32_paths": {},
+                        "unknown_psbt_fields": {},
+                        "value": rpc_shapes::btc_decimal(c.txout.value.to_sat()),
+                    })
+                })
+                .collect(),
+        )
     })
 }
 
