@@ -83,6 +83,7 @@ pub(super) fn run(cli: &Cli, a: &ImportArgs) -> anyhow::Result<ExitCode> {
                 file.change.len(),
                 next_receive
             ),
+            source: "cli".to_owned(),
         },
     )?;
     let requests = if a.with_requests {
