@@ -36,6 +36,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .map(crate::web::tls::load)
         .transpose()?;
     let listen = cfg.listen;
+    let electrum_rpc = match &cfg.electrum_rpc {
+        Some(r) => Some((
+            r.listen,
+            crate::electrum_compat::rpc::load_credentials(r)
+                .context("SNAKKAZ_PAY_ELECTRUM_RPC_PASSWORD_FILE")?,
+        )),
+        None => None,
+    };
     let app = App::open(cfg)?;
     record_start(&app).await;
     if sink_settings.is_some()
@@ -79,6 +87,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         shutdown.clone(),
         HTTP_DRAIN,
     ));
+    // The Electrum-compatible JSON-RPC, when configured (see electrum_compat::rpc).
+    let electrum_rpc = match electrum_rpc {
+        Some((addr, creds)) => {
+            let l = crate::web::bind(addr).await.with_context(|| {
+                format!("SNAKKAZ_PAY_ELECTRUM_RPC_LISTEN: cannot listen on {addr}")
+            })?;
+            let rpc_bound = l.local_addr().context("reading the bound address")?;
+            // Also in the log, where tests read the port when listening on :0.
+            tracing::info!(listen = %rpc_bound, "Electrum JSON-RPC serving");
+            println!("snakkaz-pay Electrum JSON-RPC listening on http://{rpc_bound}");
+            Some(tokio::spawn(crate::electrum_compat::rpc::serve(
+                l,
+                app.clone(),
+                creds,
+                shutdown.clone(),
+                HTTP_DRAIN,
+            )))
+        }
+        None => None,
+    };
     // Tests and scripts read this line to learn the port when listening on :0.
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(listen = %bound, scheme, "serving");
@@ -136,6 +164,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     if let Err(e) = web.await {
         tracing::error!(error = %e, "HTTP server task failed");
+    }
+    if let Some(rpc) = electrum_rpc
+        && let Err(e) = rpc.await
+    {
+        tracing::error!(error = %e, "Electrum JSON-RPC task failed");
     }
     app.stop_processor(PROCESSOR_STOP).await;
     if tokio::time::timeout(SINK_STOP, sampler).await.is_err() {

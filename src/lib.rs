@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod electrum_compat;
 pub mod metrics;
 pub mod monitoring;
 pub mod net;

@@ -470,6 +470,11 @@ impl App {
         self.start_processor().await
     }
 
+    /// Runs `f` on the wallet under its lock (views for the Electrum-compatible JSON-RPC).
+    pub fn with_wallet<R>(&self, f: impl FnOnce(&mut Wallet) -> R) -> R {
+        f(&mut self.wallet.lock().expect("wallet lock"))
+    }
+
     /// Asks the processor to resync every revealed address now.
     pub async fn sync_all(&self) {
         self.tell_processor(ProcessorMsg::SyncAll).await;

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 
 use super::Cli;
-use crate::config::Config;
+use crate::config::{Config, Flag, keys};
 
 /// Receive addresses printed for the operator to compare with their own wallet.
 const ADDRESSES_SHOWN: u32 = 5;
@@ -16,7 +16,8 @@ const ADDRESSES_SHOWN: u32 = 5;
 /// Arguments of `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Receive descriptor with an xpub/tpub (never a private key), e.g. `wpkh(xpub.../0/*)`.
+    /// Receive descriptor with an xpub/tpub (never a private key), e.g. `wpkh(xpub.../0/*)`,
+    /// or an account key as `electrum getmpk` prints it (xpub/ypub/zpub, tpub/upub/vpub).
     #[arg(long)]
     pub descriptor: String,
     /// Change descriptor.
@@ -59,10 +60,25 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     let mut env = HashMap::new();
-    env.insert("SNAKKAZ_PAY_DESCRIPTOR".to_owned(), a.descriptor.clone());
-    env.insert("SNAKKAZ_PAY_NETWORK".to_owned(), a.network.clone());
+    // Flags, not environment entries: an error must name the flag the operator typed.
+    let mut flags = vec![
+        Flag {
+            key: keys::DESCRIPTOR,
+            flag: "--descriptor",
+            value: a.descriptor.clone(),
+        },
+        Flag {
+            key: keys::NETWORK,
+            flag: "--network",
+            value: a.network.clone(),
+        },
+    ];
     if let Some(c) = &a.change_descriptor {
-        env.insert("SNAKKAZ_PAY_CHANGE_DESCRIPTOR".to_owned(), c.clone());
+        flags.push(Flag {
+            key: keys::CHANGE_DESCRIPTOR,
+            flag: "--change-descriptor",
+            value: c.clone(),
+        });
     }
     let host = a
         .electrum_host
@@ -93,7 +109,7 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
     );
     // An empty file layer: `init` checks exactly the values given on its command line,
     // not whatever an existing /etc/snakkaz-pay/config.toml says.
-    let cfg = Config::load(Some(std::path::Path::new("/dev/null")), &env)?;
+    let cfg = Config::load_with_flags(Some(std::path::Path::new("/dev/null")), &env, &flags)?;
 
     let wallet = match &cfg.change_descriptor {
         Some(c) => bdk_wallet::Wallet::create(cfg.descriptor.clone(), c.clone())
@@ -126,11 +142,17 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
             serde_json::json!({
                 "config": out.display().to_string(),
                 "token_files_created": created,
+                "descriptor": cfg.descriptor,
+                "change_descriptor": cfg.change_descriptor,
                 "first_addresses": addresses,
             })
         );
     } else {
         println!("wrote {}", out.display());
+        println!("receive descriptor: {}", cfg.descriptor);
+        if let Some(c) = &cfg.change_descriptor {
+            println!("change descriptor:  {c}");
+        }
         for c in &created {
             println!("created token file {c} (mode 0600)");
         }

@@ -3,6 +3,7 @@
 mod access;
 mod backup;
 mod client;
+mod electrum;
 mod init;
 mod sink;
 mod tls;
@@ -42,6 +43,9 @@ pub enum Command {
     Run,
     /// Check descriptors, write a config file and token files, print the first addresses.
     Init(init::InitArgs),
+    /// Continue an Electrum wallet (4.x file, plain or encrypted): check its addresses against
+    /// the configured descriptors and never hand out an address it handed out. Daemon stopped.
+    ImportElectrumWallet(electrum::ImportArgs),
     /// The daily status check; exits non-zero when the daemon is down or Electrum is lost.
     Status,
     /// Work with payments through the running daemon.
@@ -187,6 +191,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Init(args) => init::run(&cli, args),
+        Command::ImportElectrumWallet(args) => electrum::run(&cli, args),
         Command::Status => {
             let cfg = load_config(&cli)?;
             runtime()?.block_on(status(&cfg, cli.json))

@@ -11,6 +11,7 @@ use bdk_wallet::miniscript::{Descriptor, DescriptorPublicKey, ForEachKey};
 
 use super::error::ConfigError;
 use super::source::Raw;
+use crate::electrum_compat::slip132::{self, AccountKey, Slip132Error};
 
 /// What is wrong with a descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +57,27 @@ pub enum DescriptorProblem {
         "has a hardened step (h or ') after the xpub/tpub, which public keys cannot derive; hardened steps belong in the key origin [fingerprint/84h/0h/0h]"
     )]
     HardenedStep,
+    /// A bare account key (xpub/ypub/zpub, tpub/upub/vpub) that cannot be used.
+    #[error("{0}")]
+    AccountKey(Slip132Error),
+    /// A change descriptor next to a bare account key, which already gives change (`/1/*`).
+    #[error(
+        "is set, but SNAKKAZ_PAY_DESCRIPTOR is a bare account key that already gives the change addresses (/1/*); remove the change descriptor"
+    )]
+    ChangeWithAccountKey,
+    /// A bare account key given as the change descriptor.
+    #[error(
+        "is a bare account key; give it as the receive descriptor (SNAKKAZ_PAY_DESCRIPTOR or init --descriptor) alone: receive and change are derived from it"
+    )]
+    AccountKeyAsChange,
+    /// A SLIP-132 key (ypub/zpub/upub/vpub) inside a descriptor.
+    #[error(
+        "holds a {prefix} key inside a descriptor; descriptors take xpub/tpub keys: give the {prefix} key alone and snakkaz-pay writes the matching descriptors"
+    )]
+    Slip132InDescriptor {
+        /// The key's prefix.
+        prefix: &'static str,
+    },
     /// Parses but cannot derive addresses.
     #[error("cannot derive addresses: {reason}")]
     CannotDerive {
@@ -76,6 +98,21 @@ pub(super) fn validate_pair(
         origin: raw.origin.clone(),
         problem,
     };
+    if let Some(c) = change.filter(|c| slip132::looks_like_bare_key(&c.text)) {
+        return Err(fail(c, DescriptorProblem::AccountKeyAsChange));
+    }
+    if slip132::looks_like_bare_key(&receive.text) {
+        if let Some(c) = change {
+            return Err(fail(c, DescriptorProblem::ChangeWithAccountKey));
+        }
+        let (r, c) =
+            account_key_descriptors(&receive.text, network).map_err(|p| fail(receive, p))?;
+        let as_raw = |text: String| Raw {
+            text,
+            origin: receive.origin.clone(),
+        };
+        return validate_pair(&as_raw(r), Some(&as_raw(c)), network);
+    }
     let desc = parse(&receive.text).map_err(|p| fail(receive, p))?;
     let (receive_desc, split_change) = if desc.is_multipath() {
         let parts = desc.into_single_descriptors().map_err(|e| {
@@ -122,6 +159,42 @@ pub(super) fn validate_pair(
     Ok((receive_desc.to_string(), change_desc.map(|d| d.to_string())))
 }
 
+/// Receive and change descriptors of a bare SLIP-132 account key, checked against the network.
+///
+/// The master key is unknown, so the origin is the key's own fingerprint, as Electrum does.
+fn account_key_descriptors(
+    text: &str,
+    network: Network,
+) -> Result<(String, String), DescriptorProblem> {
+    let key: AccountKey = text.parse().map_err(DescriptorProblem::AccountKey)?;
+    let expected = NetworkKind::from(network);
+    if key.network_kind() != expected {
+        return Err(DescriptorProblem::WrongNetwork {
+            network,
+            found: kind_name(key.network_kind()),
+            expected: kind_name(expected),
+        });
+    }
+    Ok(key.descriptors(&key.own_origin()))
+}
+
+/// The prefix of a SLIP-132 (non-xpub/tpub) key inside a descriptor, if there is one.
+fn slip132_inside(text: &str) -> Option<&'static str> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| w.len() > 100)
+        .find_map(|w| {
+            let prefix = [
+                "ypub", "zpub", "upub", "vpub", "Ypub", "Zpub", "Upub", "Vpub",
+            ]
+            .into_iter()
+            .find(|p| w.starts_with(p))?;
+            match w.parse::<AccountKey>() {
+                Ok(_) | Err(Slip132Error::Multisig { .. }) => Some(prefix),
+                Err(_) => None,
+            }
+        })
+}
+
 /// Parse a public descriptor, telling a private one apart from a malformed one.
 fn parse(text: &str) -> Result<Descriptor<DescriptorPublicKey>, DescriptorProblem> {
     let text = text.trim();
@@ -131,9 +204,12 @@ fn parse(text: &str) -> Result<Descriptor<DescriptorPublicKey>, DescriptorProble
             let secp = Secp256k1::signing_only();
             match Descriptor::parse_descriptor(&secp, text) {
                 Ok((_, keymap)) if !keymap.is_empty() => Err(DescriptorProblem::PrivateKey),
-                _ => Err(DescriptorProblem::Invalid {
-                    reason: redact(&e.to_string()),
-                }),
+                _ => match slip132_inside(text) {
+                    Some(prefix) => Err(DescriptorProblem::Slip132InDescriptor { prefix }),
+                    None => Err(DescriptorProblem::Invalid {
+                        reason: redact(&e.to_string()),
+                    }),
+                },
             }
         }
     }

@@ -11,6 +11,8 @@ use super::descriptor::DescriptorProblem;
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// A command-line flag (e.g. `--descriptor` of `init`).
+    Flag(&'static str),
     /// An environment variable.
     Env(&'static str),
     /// A key of the TOML file.
@@ -25,7 +27,7 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Env(name) => f.write_str(name),
+            Origin::Flag(name) | Origin::Env(name) => f.write_str(name),
             Origin::File { key, path } => write!(f, "{key} (in {})", path.display()),
         }
     }

@@ -28,6 +28,7 @@ pub use error::{ConfigError, Origin};
 
 use crate::payments::Policy;
 use crate::secret::Secret;
+pub use source::Flag;
 use source::{Layers, Raw};
 
 /// Configuration file read when none is given on the command line (may be absent).
@@ -98,6 +99,8 @@ pub const ALERT_ELECTRUM_DOWN_RANGE_SECS: (u64, u64) = (1, 86_400);
 pub const ALERT_COUNT_RANGE: (u64, u64) = (1, 1_000_000);
 /// Allowed percentages of the alert thresholds.
 pub const ALERT_PCT_RANGE: (u64, u64) = (1, 1_000);
+/// User of the Electrum-compatible JSON-RPC when unset: Electrum's own default `rpcuser`.
+pub const DEFAULT_ELECTRUM_RPC_USER: &str = "user";
 /// Tracing filter when `SNAKKAZ_PAY_LOG` is unset.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
@@ -200,9 +203,15 @@ pub mod keys {
     pub const BACKUP_VERIFY_MAX_AGE_SECS: &str = "SNAKKAZ_PAY_BACKUP_VERIFY_MAX_AGE_SECS";
     /// Addresses skipped ahead after a restore.
     pub const RESTORE_SKIP_AHEAD: &str = "SNAKKAZ_PAY_RESTORE_SKIP_AHEAD";
+    /// Electrum-compatible JSON-RPC listen address (loopback); unset: off.
+    pub const ELECTRUM_RPC_LISTEN: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_LISTEN";
+    /// User name of the Electrum-compatible JSON-RPC (HTTP Basic auth).
+    pub const ELECTRUM_RPC_USER: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_USER";
+    /// File holding the Electrum-compatible JSON-RPC password.
+    pub const ELECTRUM_RPC_PASSWORD_FILE: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_PASSWORD_FILE";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 48] = [
+    pub const ALL: [&str; 51] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -251,6 +260,9 @@ pub mod keys {
         BACKUP_RCLONE_CONFIG,
         BACKUP_VERIFY_MAX_AGE_SECS,
         RESTORE_SKIP_AHEAD,
+        ELECTRUM_RPC_LISTEN,
+        ELECTRUM_RPC_USER,
+        ELECTRUM_RPC_PASSWORD_FILE,
     ];
 
     /// Keys that hold secrets and are refused in the config file.
@@ -327,6 +339,19 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     /// Backups, verification, off-site copy and restore.
     pub backup: BackupConfig,
+    /// The Electrum-compatible JSON-RPC endpoint; `None`: off.
+    pub electrum_rpc: Option<ElectrumRpc>,
+}
+
+/// Settings of the Electrum-compatible JSON-RPC endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectrumRpc {
+    /// Loopback address to listen on.
+    pub listen: SocketAddr,
+    /// HTTP Basic user name.
+    pub user: String,
+    /// File holding the password (mode 0600).
+    pub password_file: PathBuf,
 }
 
 /// One Electrum server.
@@ -374,6 +399,16 @@ impl Config {
     /// Load `file` (default path when `None`; may then be absent), overridden by `env`.
     pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let layers = Layers::new(file, env)?;
+        build(&layers)
+    }
+
+    /// [`Config::load`] with command-line flags above the environment (errors name the flag).
+    pub fn load_with_flags(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        flags: &[Flag],
+    ) -> Result<Config, ConfigError> {
+        let layers = Layers::new(file, env)?.with_flags(flags);
         build(&layers)
     }
 
@@ -551,6 +586,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         allowed_hosts,
         tls_cert_file: layers.parse(keys::TLS_CERT_FILE, parse_path)?,
         backup: backup::build(layers)?,
+        electrum_rpc: electrum_rpc(layers)?,
     })
 }
 
@@ -573,6 +609,34 @@ fn allowed_hosts(layers: &Layers<'_>) -> Result<Vec<String>, ConfigError> {
         }
     }
     Ok(out)
+}
+
+/// The Electrum-compatible JSON-RPC: off unless a listen address is set; loopback only,
+/// since Electrum's protocol is plain HTTP with Basic auth.
+fn electrum_rpc(layers: &Layers<'_>) -> Result<Option<ElectrumRpc>, ConfigError> {
+    let Some(raw) = layers.get(keys::ELECTRUM_RPC_LISTEN)? else {
+        return Ok(None);
+    };
+    let listen = parse_socket_addr(&raw)?;
+    if !listen.ip().is_loopback() {
+        return Err(raw.invalid(format!(
+            "{listen} is not a loopback address; the Electrum JSON-RPC is plain HTTP with a password, so it listens on 127.0.0.1 or [::1] only (put a TLS proxy in front for other hosts)"
+        )));
+    }
+    let password_file = layers
+        .parse(keys::ELECTRUM_RPC_PASSWORD_FILE, parse_path)?
+        .ok_or(ConfigError::Missing {
+            key: keys::ELECTRUM_RPC_PASSWORD_FILE,
+            hint: "a file (mode 0600) with the password the Electrum JSON-RPC clients use (Electrum's rpcpassword), since SNAKKAZ_PAY_ELECTRUM_RPC_LISTEN is set",
+        })?;
+    let user = layers
+        .get(keys::ELECTRUM_RPC_USER)?
+        .map_or_else(|| DEFAULT_ELECTRUM_RPC_USER.to_owned(), |r| r.text);
+    Ok(Some(ElectrumRpc {
+        listen,
+        user,
+        password_file,
+    }))
 }
 
 /// The primary server (`ELECTRUM_HOST`/`PORT`/`PROTOCOL`) followed by the failover list.

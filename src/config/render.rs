@@ -214,6 +214,27 @@ pub(super) fn to_toml(c: &Config) -> String {
         "",
     );
 
+    w.section("Electrum-compatible JSON-RPC (off unless electrum_rpc_listen is set)");
+    let rpc = c.electrum_rpc.as_ref();
+    w.value(
+        keys::ELECTRUM_RPC_LISTEN,
+        "loopback address for Electrum-daemon clients (Electrum's rpcport)",
+        rpc.map(|r| quote(&r.listen.to_string())),
+        "\"127.0.0.1:7777\"",
+    );
+    w.value(
+        keys::ELECTRUM_RPC_USER,
+        "HTTP Basic user (Electrum's rpcuser)",
+        rpc.map(|r| quote(&r.user)),
+        "\"user\"",
+    );
+    w.value(
+        keys::ELECTRUM_RPC_PASSWORD_FILE,
+        "file with the password (Electrum's rpcpassword), mode 0600",
+        rpc.map(|r| quote_path(&r.password_file)),
+        "\"/etc/snakkaz-pay/electrum-rpc-password\"",
+    );
+
     w.section("Alerts evaluated by the appliance (GET /api/alerts, the status page)");
     let a = &c.alerts;
     for (key, what, value) in [

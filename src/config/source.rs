@@ -38,6 +38,18 @@ pub(super) struct RawList {
 pub(super) struct Layers<'a> {
     file: Option<(PathBuf, toml::Table)>,
     env: &'a HashMap<String, String>,
+    flags: &'a [Flag],
+}
+
+/// A value given by a command-line flag, above the environment.
+#[derive(Debug, Clone)]
+pub struct Flag {
+    /// The key it sets (its environment name).
+    pub key: &'static str,
+    /// The flag as the operator typed it, for errors (e.g. `--descriptor`).
+    pub flag: &'static str,
+    /// The value.
+    pub value: String,
 }
 
 impl<'a> Layers<'a> {
@@ -64,11 +76,30 @@ impl<'a> Layers<'a> {
                 Some((path.to_owned(), table))
             }
         };
-        Ok(Layers { file, env })
+        Ok(Layers {
+            file,
+            env,
+            flags: &[],
+        })
+    }
+
+    /// Put command-line flags above the environment; errors then name the flag.
+    pub fn with_flags(self, flags: &'a [Flag]) -> Self {
+        Layers { flags, ..self }
     }
 
     /// The value of `env_name`: the environment if set and non-empty, else the file.
     pub fn get(&self, env_name: &'static str) -> Result<Option<Raw>, ConfigError> {
+        if let Some(f) = self
+            .flags
+            .iter()
+            .find(|f| f.key == env_name && !f.value.is_empty())
+        {
+            return Ok(Some(Raw {
+                text: f.value.clone(),
+                origin: Origin::Flag(f.flag),
+            }));
+        }
         if let Some(v) = self.env.get(env_name).filter(|v| !v.is_empty()) {
             return Ok(Some(Raw {
                 text: v.clone(),
@@ -114,7 +145,8 @@ impl<'a> Layers<'a> {
 
     /// A list: comma-separated in the environment, an array (or a comma-separated string) in TOML.
     pub fn get_list(&self, env_name: &'static str) -> Result<Option<RawList>, ConfigError> {
-        let env_set = self.env.get(env_name).is_some_and(|v| !v.is_empty());
+        let env_set = self.env.get(env_name).is_some_and(|v| !v.is_empty())
+            || self.flags.iter().any(|f| f.key == env_name);
         if !env_set
             && let Some((path, table)) = &self.file
             && let Some(toml::Value::Array(items)) = table.get(&keys::toml_key(env_name))

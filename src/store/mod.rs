@@ -6,6 +6,7 @@
 
 mod access;
 mod backup_meta;
+mod import;
 mod persister;
 mod snapshot;
 mod tables;
@@ -27,6 +28,7 @@ pub use backup_meta::{
     restore_marker_entry, resync_when_sink_starts_entry, verification_entry,
 };
 pub use snapshot::{SnapshotInfo, check_file as check_snapshot, snapshot_file};
+pub use import::ImportOutcome;
 use tables::*;
 /// Newest database layout this binary understands.
 pub const SCHEMA_VERSION_SUPPORTED: u64 = tables::SCHEMA_VERSION;

@@ -5,6 +5,7 @@
 pub mod appliance;
 pub mod browser;
 pub mod devnet;
+pub mod electrum;
 pub mod postgres;
 
 use std::time::{Duration, Instant};

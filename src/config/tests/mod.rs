@@ -2,7 +2,9 @@
 //! file errors and the `init` round trip. Per-key cases live in `per_key`, descriptors in
 //! `descriptors`.
 
+mod account_keys;
 mod descriptors;
+mod electrum_rpc;
 mod per_key;
 
 use std::io::Write as _;
@@ -325,6 +327,9 @@ fn to_toml_round_trips() {
             (keys::SUPABASE_MANAGE_SCHEMA, "false"),
             (keys::SUPABASE_CA_FILE, "/etc/snakkaz-pay/supabase-ca.pem"),
             (keys::SINK_LAG_ALERT_SECS, "900"),
+            (keys::ELECTRUM_RPC_LISTEN, "127.0.0.1:7777"),
+            (keys::ELECTRUM_RPC_USER, "node \"connector\""),
+            (keys::ELECTRUM_RPC_PASSWORD_FILE, "/etc/snakkaz-pay/rpc-pw"),
         ],
     )
     .unwrap();

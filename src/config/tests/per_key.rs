@@ -433,13 +433,17 @@ fn shown(r: Result<Config, ConfigError>, show: fn(&Config) -> String) -> String 
 #[test]
 fn every_key_default_valid_invalid_and_env_over_file() {
     let cases = key_cases();
-    // Every key but the descriptors (own tests) and the password (env only) has a row.
+    // Every key but the descriptors and the Electrum JSON-RPC group (own tests) and the
+    // password (env only) has a row.
     for key in keys::ALL {
         let covered = cases.iter().any(|c| c.key == key)
             || [
                 keys::DESCRIPTOR,
                 keys::CHANGE_DESCRIPTOR,
                 keys::WALLET_PASSWORD,
+                keys::ELECTRUM_RPC_LISTEN,
+                keys::ELECTRUM_RPC_USER,
+                keys::ELECTRUM_RPC_PASSWORD_FILE,
             ]
             .contains(&key);
         assert!(covered, "{key} has no test row");
