@@ -191,3 +191,78 @@ fn disabled_payments_are_refused_but_the_appliance_still_serves() {
         "no Electrum problem when payments are off: {s}"
     );
 }
+
+#[test]
+fn a_reused_reference_is_a_retry_or_a_conflict_and_concurrent_retries_reveal_one_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = Appliance::start(dir.path(), offline_env(dir.path()));
+    let first = app.create_payment(10_000, "order-42", Some(600));
+    let body = |amount: u64, expires: u64| serde_json::json!({"amount_sat": amount, "reference": "order-42", "expires_in_secs": expires});
+    // The same request again: the same payment, 200, no new address.
+    let (code, again) = app.post("/api/payments", &body(10_000, 600));
+    assert_eq!((code, &again["id"]), (200, &first["id"]));
+    // Another amount or expiry under the same reference: 409 naming the field.
+    let (code, v) = app.post("/api/payments", &body(20_000, 600));
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("amount_sat"),
+        "{v}"
+    );
+    let (code, v) = app.post("/api/payments", &body(10_000, 900));
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expires_in_secs"),
+        "{v}"
+    );
+    // References that could pass for others are refused.
+    for bad in ["order\u{202E}24", " order-7", "order-7 "] {
+        let (code, v) = app.post(
+            "/api/payments",
+            &serde_json::json!({"amount_sat": 1000, "reference": bad}),
+        );
+        assert_eq!(code, 400, "{bad:?}: {v}");
+    }
+
+    // 40 clients retrying one new reference at once: one 201, 39 × 200, one address.
+    let before = app.get("/api/status").1["wallet"]["addresses_in_use"]
+        .as_u64()
+        .unwrap();
+    let codes: Vec<(u16, String)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..40)
+            .map(|_| {
+                s.spawn(|| {
+                    let (code, v) = app.post(
+                        "/api/payments",
+                        &serde_json::json!({"amount_sat": 5_000, "reference": "burst-1"}),
+                    );
+                    (code, v["address"].as_str().unwrap_or("").to_owned())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        codes.iter().filter(|(c, _)| *c == 201).count(),
+        1,
+        "{codes:?}"
+    );
+    assert_eq!(
+        codes.iter().filter(|(c, _)| *c == 200).count(),
+        39,
+        "{codes:?}"
+    );
+    assert!(
+        codes.iter().all(|(_, a)| *a == codes[0].1),
+        "one address for all"
+    );
+    let after = app.get("/api/status").1["wallet"]["addresses_in_use"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(after, before + 1, "exactly one address revealed");
+}

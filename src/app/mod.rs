@@ -199,6 +199,8 @@ pub struct App {
     balances: Arc<Mutex<crate::wallet::Balances>>,
     /// The wallet's tip height, readable without the wallet lock.
     tip: AtomicU32,
+    /// References being created right now, each with the lock its retries wait on.
+    creating: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// False until the first chain scan is recorded (no address is handed out before).
     scanned: tokio::sync::watch::Sender<bool>,
     chain_status: Arc<Mutex<ChainStatus>>,
@@ -260,6 +262,7 @@ impl App {
             balances: Arc::new(Mutex::new(balances)),
             tip: AtomicU32::new(tip),
             scanned: tokio::sync::watch::Sender::new(scanned),
+            creating: Mutex::default(),
             chain_status: Arc::new(Mutex::new(ChainStatus::default())),
             next_seq: AtomicU64::new(next_seq),
             started: Instant::now(),
@@ -317,6 +320,34 @@ impl App {
             return Err(AppError::Disabled);
         }
         if let Some(p) = self.store.payment_by_reference(&req.reference)? {
+            same_request(&p, &req)?;
+            return Ok((p, false));
+        }
+        // Concurrent retries of one reference: one reveals an address, the others wait
+        // for it and answer with its payment; no address is burned.
+        let reference = req.reference.clone();
+        let slot = {
+            let mut creating = self.creating.lock().expect("creating lock");
+            creating.entry(reference.clone()).or_default().clone()
+        };
+        let result = {
+            let _guard = slot.lock().await;
+            self.create_locked(req).await
+        };
+        let mut creating = self.creating.lock().expect("creating lock");
+        // Held by the map and by us only: nobody else waits on it.
+        if creating
+            .get(&reference)
+            .is_some_and(|e| Arc::strong_count(e) <= 2)
+        {
+            creating.remove(&reference);
+        }
+        result
+    }
+
+    async fn create_locked(&self, req: CreatePayment) -> Result<(Payment, bool), AppError> {
+        if let Some(p) = self.store.payment_by_reference(&req.reference)? {
+            same_request(&p, &req)?;
             return Ok((p, false));
         }
         if self.scan_pending() {
@@ -558,6 +589,39 @@ impl App {
     }
 }
 
+/// A create with a reference already used must ask for the same payment: a retry. Any
+/// other amount, expiry or description is a different payment under the same name.
+fn same_request(existing: &Payment, req: &CreatePayment) -> Result<(), AppError> {
+    let differ = |field: &str, theirs: String, ours: String| {
+        Err(AppError::Conflict(format!(
+            "reference {:?} is already payment {} with {field} {ours}, not {theirs}; use a new reference for a new payment, or repeat the same {field} to get the existing one",
+            existing.reference, existing.id
+        )))
+    };
+    if req.amount_sat != existing.amount_sat {
+        return differ(
+            "amount_sat",
+            req.amount_sat.to_string(),
+            existing.amount_sat.to_string(),
+        );
+    }
+    if let Some(secs) = req.expires_in_secs {
+        let original = existing.expires_at.saturating_sub(existing.created_at);
+        if secs != original {
+            return differ("expires_in_secs", secs.to_string(), original.to_string());
+        }
+    }
+    if req.description.is_some() && req.description != existing.description {
+        let show = |d: &Option<String>| format!("{:?}", d.as_deref().unwrap_or(""));
+        return differ(
+            "description",
+            show(&req.description),
+            show(&existing.description),
+        );
+    }
+    Ok(())
+}
+
 fn validate_create(req: &CreatePayment) -> Result<(), AppError> {
     if req.amount_sat == 0 || req.amount_sat > crate::payments::MAX_AMOUNT_SAT {
         return Err(AppError::Invalid {
@@ -575,10 +639,16 @@ fn validate_create(req: &CreatePayment) -> Result<(), AppError> {
             message: format!("must be 1 to {MAX_REFERENCE_LEN} characters"),
         });
     }
-    if r.chars().any(|c| c.is_control()) {
+    if r.chars().any(|c| c.is_control() || is_bidi_control(c)) {
         return Err(AppError::Invalid {
             field: "reference",
-            message: "must contain only printable characters".into(),
+            message: "must contain only printable characters (no control or bidirectional-override characters)".into(),
+        });
+    }
+    if r.trim() != r {
+        return Err(AppError::Invalid {
+            field: "reference",
+            message: "must not start or end with spaces".into(),
         });
     }
     if let Some(secs) = req.expires_in_secs
@@ -598,6 +668,12 @@ fn validate_create(req: &CreatePayment) -> Result<(), AppError> {
         });
     }
     Ok(())
+}
+
+/// Characters that reorder text when shown (Trojan-Source style): a reference containing
+/// them can look like another one on the page or in a log.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn new_payment_id() -> String {

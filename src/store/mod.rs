@@ -27,8 +27,8 @@ pub use backup_meta::{
     RESTORE_MARKER_KEY, RestoreMarker, VERIFICATION_KEY, VerificationRecord, rescan_key,
     restore_marker_entry, resync_when_sink_starts_entry, verification_entry,
 };
-pub use snapshot::{SnapshotInfo, check_file as check_snapshot, snapshot_file};
 pub use import::ImportOutcome;
+pub use snapshot::{SnapshotInfo, check_file as check_snapshot, snapshot_file};
 use tables::*;
 /// Newest database layout this binary understands.
 pub const SCHEMA_VERSION_SUPPORTED: u64 = tables::SCHEMA_VERSION;
