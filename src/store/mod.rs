@@ -233,7 +233,7 @@ impl Store {
             })?;
         }
         let existed = path.exists();
-        let db = match Database::create(path) {
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::Locked {
@@ -551,6 +551,11 @@ fn merged_changeset(t: &impl ReadableTable<u64, &'static [u8]>) -> Result<Change
     }
     Ok(merged)
 }
+
+/// redb's page cache. Its default (1 GiB) would let a long-running daemon grow with the
+/// history it has touched; the hot set (open payments, indexes) is small, and the OS page
+/// cache keeps the file itself warm.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Rows of wallet changesets tolerated before start-up merges them into one.
 const COMPACT_WALLET_ROWS: u64 = 16;
