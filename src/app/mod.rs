@@ -221,15 +221,8 @@ impl App {
         use anyhow::Context as _;
         let store = Store::open(&cfg.db_path)
             .with_context(|| format!("opening database {}", cfg.db_path.display()))?;
-        let wallet = crate::wallet::load_or_create(
-            &store,
-            &crate::wallet::WalletParams {
-                network: cfg.network,
-                descriptor: cfg.descriptor.clone(),
-                change_descriptor: cfg.change_descriptor.clone(),
-            },
-        )
-        .context("loading the wallet")?;
+        let wallet = crate::wallet::load_or_create(&store, &crate::wallet::WalletParams::of(&cfg))
+            .context("loading the wallet")?;
         // After `snakkaz-pay restore`: skip past addresses handed out after the backup.
         let mut wallet = wallet;
         crate::backup::restore::apply_skip_ahead(&store, &mut wallet)

@@ -305,15 +305,8 @@ pub fn verify(cfg: &Config, file: &Path, ids: &Identities) -> Result<Verified, F
 
     // Rebuild the wallet as the daemon would (with the configured descriptors checked)
     // and derive addresses from it and from the configuration alone.
-    let wallet = crate::wallet::load_or_create(
-        &store,
-        &crate::wallet::WalletParams {
-            network: cfg.network,
-            descriptor: cfg.descriptor.clone(),
-            change_descriptor: cfg.change_descriptor.clone(),
-        },
-    )
-    .map_err(|e| Failure::Corrupt(format!("the wallet cannot be rebuilt: {e}")))?;
+    let wallet = crate::wallet::load_or_create(&store, &crate::wallet::WalletParams::of(cfg))
+        .map_err(|e| Failure::Corrupt(format!("the wallet cannot be rebuilt: {e}")))?;
     let conf = configured_wallet(cfg)?;
     let mut first = Vec::new();
     for index in 0..FIRST_ADDRESSES {

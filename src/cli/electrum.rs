@@ -56,14 +56,7 @@ pub(super) fn run(cli: &Cli, a: &ImportArgs) -> anyhow::Result<ExitCode> {
             cfg.db_path.display()
         )
     })?;
-    let mut wallet = crate::wallet::load_or_create(
-        &store,
-        &crate::wallet::WalletParams {
-            network: cfg.network,
-            descriptor: cfg.descriptor.clone(),
-            change_descriptor: cfg.change_descriptor.clone(),
-        },
-    )?;
+    let mut wallet = crate::wallet::load_or_create(&store, &crate::wallet::WalletParams::of(&cfg))?;
     let now = crate::clock::now();
     let next_receive = file.next_receive_index();
     let next_change = file.next_change_index();

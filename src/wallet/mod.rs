@@ -45,6 +45,17 @@ pub struct WalletParams {
     pub change_descriptor: Option<String>,
 }
 
+impl WalletParams {
+    /// The wallet the configuration describes.
+    pub fn of(cfg: &crate::config::Config) -> WalletParams {
+        WalletParams {
+            network: cfg.network,
+            descriptor: cfg.descriptor.clone(),
+            change_descriptor: cfg.change_descriptor.clone(),
+        }
+    }
+}
+
 /// Loads the wallet from the store, or creates it (persisting the creation) on first start.
 pub fn load_or_create(store: &Store, params: &WalletParams) -> Result<Wallet, WalletError> {
     let changeset = store.wallet_changeset()?;
