@@ -16,37 +16,94 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::{ChainError, Server};
 
-/// A plain or TLS stream; one type so the client type does not depend on the protocol.
-pub enum Stream {
+/// Longest line (one JSON-RPC message) accepted from a server. The largest honest answer
+/// the appliance asks for is a batch item of a few hundred kilobytes (a big transaction or
+/// a long history); without a bound, a hostile server can make the daemon buffer one line
+/// until it is out of memory.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A plain or TLS socket.
+pub enum Socket {
     /// Plain TCP.
     Tcp(TcpStream),
     /// TLS over TCP.
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
-impl Read for Stream {
+impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
+            Socket::Tcp(s) => s.read(buf),
+            Socket::Tls(s) => s.read(buf),
         }
     }
 }
 
-impl Write for Stream {
+impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
+            Socket::Tcp(s) => s.write(buf),
+            Socket::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Stream::Tcp(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
+            Socket::Tcp(s) => s.flush(),
+            Socket::Tls(s) => s.flush(),
         }
     }
 }
+
+/// A stream that refuses a line longer than `limit` bytes (an I/O error ends the session).
+pub struct Bounded<S> {
+    inner: S,
+    limit: usize,
+    /// Bytes read since the last newline.
+    line: usize,
+}
+
+impl<S> Bounded<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, limit: usize) -> Self {
+        Bounded {
+            inner,
+            limit,
+            line: 0,
+        }
+    }
+}
+
+impl<S: Read> Read for Bounded<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line = 0;
+            } else {
+                self.line += 1;
+                if self.line > self.limit {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the server sent a message longer than {} bytes", self.limit),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<S: Write> Write for Bounded<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The stream every session reads: bounded lines over TCP or TLS.
+pub type Stream = Bounded<Socket>;
 
 /// The Electrum client type used everywhere.
 pub type Client = BdkElectrumClient<RawClient<Stream>>;
@@ -126,11 +183,11 @@ pub fn connect(
                 .complete_io(&mut s.sock)
                 .map_err(|e| ChainError::Tls(format!("{server}: {e}")))?;
         }
-        Stream::Tls(Box::new(s))
+        Socket::Tls(Box::new(s))
     } else {
-        Stream::Tcp(tcp)
+        Socket::Tcp(tcp)
     };
-    let raw = RawClient::from(stream);
+    let raw = RawClient::from(Bounded::new(stream, MAX_LINE_BYTES));
     // `protocol_version` sends `server.version` (the mandatory first message) and caches
     // the answer, which the client needs to parse version-dependent responses.
     raw.protocol_version()
@@ -165,5 +222,38 @@ impl Conn {
         };
         self.socket.set_read_timeout(Some(self.timeout))?;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(input: &[u8], limit: usize) -> io::Result<Vec<u8>> {
+        let mut b = Bounded::new(io::Cursor::new(input.to_vec()), limit);
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 7];
+        loop {
+            let n = b.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[test]
+    fn lines_within_the_limit_pass_whatever_the_total() {
+        let input = b"0123456789\n0123456789\n0123456789\n";
+        assert_eq!(read_all(input, 10).unwrap(), input);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_refused_before_it_is_buffered() {
+        let mut input = vec![b'x'; 100];
+        input.push(b'\n');
+        let e = read_all(&input, 50).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("longer than 50 bytes"));
     }
 }

@@ -48,6 +48,9 @@ const POP_INTERVAL: Duration = Duration::from_millis(200);
 /// Backoff after a failed connection: first step and ceiling.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Immediate reopenings for an emptied history allowed within `EMPTIED_WINDOW`.
+const EMPTIED_BURST: usize = 3;
+const EMPTIED_WINDOW: Duration = Duration::from_secs(10);
 /// Round trips measured before the smoothed request time is reported.
 const MIN_REQUEST_SAMPLES: u32 = 8;
 /// Session failures are remembered this long for health.
@@ -147,13 +150,18 @@ impl Worker {
         if self.settings.servers.is_empty() {
             return;
         }
+        // Reopenings for an emptied history: a server that keeps sending them gets the
+        // ordinary backoff instead of a busy loop.
+        let mut emptied: Vec<Instant> = Vec::new();
         loop {
+            emptied.retain(|t| t.elapsed() < EMPTIED_WINDOW);
             let server = self.settings.servers[attempt % self.settings.servers.len()].clone();
             attempt += 1;
             let mut served = false;
             match self.session(&server, &mut sessions, &mut served) {
                 Exit::Shutdown => return,
-                Exit::Dropped(ChainError::HistoryEmptied) => {
+                Exit::Dropped(ChainError::HistoryEmptied) if emptied.len() < EMPTIED_BURST => {
+                    emptied.push(Instant::now());
                     tracing::info!(server = %server, "a watched address lost its only transaction; reopening the session to resync");
                     // Same server, no backoff, and not a reconnect an operator should count.
                     attempt -= 1;
