@@ -31,9 +31,11 @@ pub const LOCKDOWN: &str = "SnakkazPayLockdown";
 pub const FAILED_LOGINS: &str = "SnakkazPayFailedLogins";
 /// The last backup verification failed or is too old (the guide's backup chapter).
 pub const BACKUP_VERIFICATION: &str = "SnakkazPayBackupVerification";
+/// A confirmed or completed payment's money left the chain; stays until acknowledged.
+pub const MONEY_LOST: &str = "SnakkazPayMoneyLost";
 /// Every rule: the guide's five in its order, then the appliance's own, then the
-/// security chapter's two, then the backup chapter's.
-pub const RULES: [&str; 9] = [
+/// security chapter's two, then the backup chapter's, then lost money.
+pub const RULES: [&str; 10] = [
     SERVICE_DOWN,
     BALANCE_CHANGE,
     FAILED_PAYMENTS,
@@ -43,6 +45,7 @@ pub const RULES: [&str; 9] = [
     LOCKDOWN,
     FAILED_LOGINS,
     BACKUP_VERIFICATION,
+    MONEY_LOST,
 ];
 
 /// Failed logins within the window that raise [`FAILED_LOGINS`] (same as the rules file).
@@ -115,6 +118,8 @@ pub struct Now {
     pub store_error: Option<String>,
     /// Why detection cannot be trusted while connected (see `app::health`).
     pub detection_problems: Vec<String>,
+    /// Payments whose money left the chain after confirmation, not yet acknowledged.
+    pub money_lost: u64,
     /// The lock-down reason, while locked down.
     pub locked_down: Option<String>,
     /// Failed logins within the window.
@@ -240,6 +245,16 @@ pub fn evaluate(th: &Thresholds, history: &[Sample], now: &Now) -> Vec<Alert> {
     }
     if let Some(p) = &now.backup_problem {
         out.push(alert(BACKUP_VERIFICATION, "warning", p.clone()));
+    }
+    if now.money_lost > 0 {
+        out.push(alert(
+            MONEY_LOST,
+            "critical",
+            format!(
+                "{} payment(s) lost their money after being confirmed; check what was delivered, then acknowledge each loss",
+                now.money_lost
+            ),
+        ));
     }
     if now.payments_enabled
         && now.electrum_down_secs.is_none()
@@ -440,6 +455,10 @@ pub fn assess(app: &App) -> Assessment {
             .as_ref()
             .map(|s| s.electrum.degraded.clone())
             .unwrap_or_default(),
+        money_lost: flags
+            .iter()
+            .find(|(n, _)| *n == "money_lost")
+            .map_or(0, |(_, c)| *c),
         locked_down: security.lockdown.as_ref().map(|r| r.reason.clone()),
         failed_logins: security.failed_logins,
         backup_problem: status

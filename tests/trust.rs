@@ -71,3 +71,72 @@ fn a_payment_paid_on_time_while_the_daemon_was_stopped_is_not_expired() {
         |v| status(v) == "expired",
     );
 }
+
+#[test]
+fn a_completed_payment_whose_money_leaves_the_chain_stays_a_problem_until_acknowledged() {
+    let (devnet, _dir, app) = Appliance::on_fresh_devnet();
+    let p = app.create_payment(45_000, "delivered", None);
+    let id = p["id"].as_str().unwrap().to_owned();
+    let txid = devnet.pay(p["address"].as_str().unwrap(), 45_000);
+    devnet.mine(2);
+    app.wait_payment(&id, Duration::from_secs(10), "confirmed", |v| {
+        status(v) == "confirmed"
+    });
+    let (code, _) = app.post(
+        &format!("/api/payments/{id}/complete"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(code, 200);
+
+    // The chat application delivered; then the paying transaction leaves the chain.
+    devnet.reorg(2, &[txid.as_str()]);
+    let lost = app.wait_payment(&id, Duration::from_secs(20), "the loss", |v| {
+        v["flags"].to_string().contains("money_lost")
+    });
+    assert_eq!(
+        status(&lost),
+        "completed",
+        "the status stays: it was delivered"
+    );
+    assert_eq!(lost["received_sat"], 0);
+    let st = app.wait_status(Duration::from_secs(5), "the problem", |s| {
+        s["healthy"] == false
+    });
+    assert!(
+        st["problems"].to_string().contains("lost their money"),
+        "{st}"
+    );
+    let alerts = common::wait_until(Duration::from_secs(10), "the alert", || {
+        let (_, a) = app.get("/api/alerts");
+        a.to_string().contains("SnakkazPayMoneyLost").then_some(a)
+    });
+    assert!(alerts.to_string().contains("critical"), "{alerts}");
+
+    // It does not go away by itself: a restart keeps it.
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, again) = app.get(&format!("/api/payments/{id}"));
+    assert!(again["flags"].to_string().contains("money_lost"));
+
+    // The API token cannot clear it; the admin acknowledges after checking.
+    let path = format!("/api/admin/payments/{id}/acknowledge-loss");
+    let (code, _) = app.request("POST", &path, Some(common::appliance::API_TOKEN), None);
+    assert_eq!(code, 401);
+    let (code, v) = app.request("POST", &path, Some(common::appliance::ADMIN_TOKEN), None);
+    assert_eq!(code, 200, "{v}");
+    let (_, after) = app.get(&format!("/api/payments/{id}"));
+    assert!(
+        !after["flags"].to_string().contains("money_lost"),
+        "{after}"
+    );
+    assert!(
+        after["flags"].to_string().contains("reorged"),
+        "history stays: {after}"
+    );
+    assert!(
+        after["events"].to_string().contains("loss acknowledged"),
+        "{after}"
+    );
+    app.wait_status(Duration::from_secs(10), "healthy again", |s| {
+        s["healthy"] == true
+    });
+}

@@ -448,6 +448,35 @@ impl App {
         Ok((ps.into_iter().map(|p| self.live(p)).collect(), next))
     }
 
+    /// The operator has dealt with a payment whose money left the chain after it was
+    /// confirmed (admin API); idempotent.
+    pub async fn acknowledge_loss(&self, id: &str) -> Result<Payment, AppError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let (p, _) = self.payment(id)?;
+            let Some(t) = lifecycle::acknowledge_loss(&p, crate::clock::now()) else {
+                return Ok(p);
+            };
+            let batch = WriteBatch {
+                updates: vec![(t.payment.clone(), t.events)],
+                audit: vec![AuditEntry {
+                    at: crate::clock::now(),
+                    action: "payment.acknowledge-loss".into(),
+                    detail: format!("loss of payment {id} acknowledged"),
+                    source: "admin api".into(),
+                }],
+                ..Default::default()
+            };
+            match self.store.commit(batch).await {
+                Ok(_) => return Ok(self.live(t.payment)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict(format!(
+            "payment {id} kept changing; try again"
+        )))
+    }
+
     /// Acknowledges a confirmed payment (idempotent for a completed one).
     pub async fn complete_payment(&self, id: &str) -> Result<Payment, AppError> {
         for _ in 0..CONFLICT_RETRIES {
@@ -526,6 +555,12 @@ impl App {
             self.cfg.detection_backlog_alert.as_secs(),
         );
         let mut problems = detection.problems();
+        let lost = self.store.flag_counts()?.by_flag[3].1;
+        if lost > 0 {
+            problems.push(format!(
+                "{lost} payment(s) lost their money after being confirmed (double spend or reorg): check what was delivered for them (payments flagged money_lost), then POST /api/admin/payments/ID/acknowledge-loss"
+            ));
+        }
         let (sink, sink_problem) = self
             .sink_status
             .report(outbox_len, oldest.map(|t| now.saturating_sub(t)));

@@ -40,6 +40,11 @@ pub const REASON_REPLACED: &str = "replaced (fee bump)";
 pub const REASON_LATE: &str = "late payment";
 /// Reason part when more than the amount arrived.
 pub const REASON_OVERPAID: &str = "overpaid";
+/// Reason part when a confirmed or completed payment's money left the chain.
+pub const REASON_MONEY_LOST: &str =
+    "money lost after confirmation: the operator must check what was delivered";
+/// Reason when the operator acknowledged a loss.
+pub const REASON_LOSS_ACKNOWLEDGED: &str = "loss acknowledged by the operator";
 /// Reason when the consuming application acknowledged the payment.
 pub const REASON_COMPLETED: &str = "completed by the application";
 
@@ -149,6 +154,12 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
     if reorg {
         flags.reorged = true;
     }
+    // Confirmed once (possibly delivered), and now less than the amount is there because
+    // a counted transaction is gone: not a delay, a loss.
+    let acknowledged_once = p.confirmed_at.is_some() || p.status == Status::Completed;
+    if acknowledged_once && !vanished.is_empty() && received < p.amount_sat {
+        flags.money_lost = true;
+    }
 
     // min_confirmations 0 would make a mempool transaction "confirmed"; the floor is 1.
     let min_confirmations = policy.min_confirmations.max(1);
@@ -221,6 +232,9 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
         if flags.overpaid && !p.flags.overpaid {
             parts.push(REASON_OVERPAID);
         }
+        if flags.money_lost && !p.flags.money_lost {
+            parts.push(REASON_MONEY_LOST);
+        }
         // Name what moved (gone, then new); if nothing did, the transactions now counted.
         let mut involved: Vec<String> = vanished.into_iter().chain(appeared).collect();
         if involved.is_empty() {
@@ -260,6 +274,27 @@ pub fn evaluate(p: &Payment, obs: &Observation, policy: &Policy) -> Option<Trans
     Some(Transition {
         payment: next,
         events,
+    })
+}
+
+/// The operator has seen a loss: the `money_lost` flag is cleared (the history keeps it);
+/// `Ok(None)` when there is no loss to acknowledge.
+pub fn acknowledge_loss(p: &Payment, now: u64) -> Option<Transition> {
+    if !p.flags.money_lost {
+        return None;
+    }
+    let mut next = p.clone();
+    next.flags.money_lost = false;
+    bump(&mut next, now);
+    Some(Transition {
+        events: vec![Event {
+            at: now,
+            from: Some(p.status),
+            to: p.status,
+            reason: REASON_LOSS_ACKNOWLEDGED.to_owned(),
+            txids: Vec::new(),
+        }],
+        payment: next,
     })
 }
 

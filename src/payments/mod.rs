@@ -82,12 +82,16 @@ pub struct Flags {
     /// A transaction the payment counted was reorganised out or double spent at least once.
     #[serde(default)]
     pub reorged: bool,
+    /// Money of a payment already confirmed or completed left the chain: the consuming
+    /// application may have delivered for nothing. Stays until the operator acknowledges.
+    #[serde(default)]
+    pub money_lost: bool,
 }
 
 impl Flags {
     /// True when any flag is set.
     pub fn any(&self) -> bool {
-        self.overpaid || self.late_payment || self.reorged
+        self.overpaid || self.late_payment || self.reorged || self.money_lost
     }
 
     /// The set flags as names, for the API and the sink.
@@ -101,6 +105,9 @@ impl Flags {
         }
         if self.reorged {
             v.push("reorged");
+        }
+        if self.money_lost {
+            v.push("money_lost");
         }
         v
     }

@@ -137,6 +137,7 @@ mod tests {
                 overpaid: true,
                 late_payment: false,
                 reorged: true,
+                money_lost: false,
             },
             created_at: 1_700_000_000,
             updated_at: 1_700_000_100,

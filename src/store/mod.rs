@@ -191,7 +191,7 @@ pub struct WalletSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlagCounts {
     /// Payments per flag.
-    pub by_flag: [(&'static str, u64); 3],
+    pub by_flag: [(&'static str, u64); 4],
     /// Payments with at least one flag.
     pub flagged: u64,
 }
@@ -464,6 +464,7 @@ impl Store {
                 ("overpaid", get("overpaid")?),
                 ("late_payment", get("late_payment")?),
                 ("reorged", get("reorged")?),
+                ("money_lost", get("money_lost")?),
             ],
             flagged: get("any")?,
         })

@@ -399,6 +399,7 @@ pub(super) fn bump_flags(
     bump("overpaid", old.overpaid, new.overpaid)?;
     bump("late_payment", old.late_payment, new.late_payment)?;
     bump("reorged", old.reorged, new.reorged)?;
+    bump("money_lost", old.money_lost, new.money_lost)?;
     bump("any", old.any(), new.any())?;
     Ok(())
 }

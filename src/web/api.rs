@@ -313,6 +313,12 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
             Ok(p) => json_response(StatusCode::OK, &PaymentJson::new(&p, None)),
             Err(e) => app_error(e),
         },
+        (&Method::POST, ["admin", "payments", id, "acknowledge-loss"]) => {
+            match app.acknowledge_loss(id).await {
+                Ok(p) => json_response(StatusCode::OK, &PaymentJson::new(&p, None)),
+                Err(e) => app_error(e),
+            }
+        }
         (&Method::POST, ["admin", "restart-payment-processor"]) => {
             match app.restart_processor().await {
                 Ok(()) => json_response(StatusCode::OK, &json!({"restarted": true})),

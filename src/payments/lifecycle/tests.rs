@@ -116,8 +116,11 @@ struct Scenario {
 // One row per step reads as a table; rustfmt would spread each over ten lines.
 #[rustfmt::skip]
 fn scenarios() -> Vec<Scenario> {
-    const REMOVED: &str = REASON_TX_REMOVED;
     const DOUBLE_SPENT: &str = REASON_DOUBLE_SPENT;
+    // A confirmed payment's money leaving the chain is a loss the operator must see.
+    let lost = || -> &'static str {
+        Box::leak(format!("{REASON_TX_REMOVED}; {REASON_MONEY_LOST}").into_boxed_str())
+    };
     let pay = || mempool("a", AMOUNT);
     vec![
         Scenario {
@@ -351,8 +354,8 @@ fn scenarios() -> Vec<Scenario> {
             policy: policy(1),
             steps: vec![
                 Observe(obs(2_000, 100, &[mined("a", AMOUNT, 100)]), changed(Conf, AMOUNT, 1, "", &[(Pend, Conf, "confirmed")])),
-                Observe(obs(2_100, 101, &[]), changed(Pend, 0, 0, "reorged", &[(Conf, Pend, REMOVED)])),
-                Observe(obs(EXPIRES, 101, &[]), changed(Exp, 0, 0, "reorged", &[(Pend, Exp, "expired")])),
+                Observe(obs(2_100, 101, &[]), changed(Pend, 0, 0, "reorged,money_lost", &[(Conf, Pend, lost())])),
+                Observe(obs(EXPIRES, 101, &[]), changed(Exp, 0, 0, "reorged,money_lost", &[(Pend, Exp, "expired")])),
             ],
         },
         Scenario {
@@ -360,7 +363,7 @@ fn scenarios() -> Vec<Scenario> {
             policy: policy(1),
             steps: vec![
                 Observe(obs(2_000, 100, &[mined("a", 6_000, 100), mined("b", 4_000, 100)]), changed(Conf, AMOUNT, 1, "", &[(Pend, Conf, "confirmed")])),
-                Observe(obs(EXPIRES + 1, 101, &[mined("a", 6_000, 100)]), changed(Under, 6_000, 0, "reorged", &[(Conf, Under, REMOVED)])),
+                Observe(obs(EXPIRES + 1, 101, &[mined("a", 6_000, 100)]), changed(Under, 6_000, 0, "reorged,money_lost", &[(Conf, Under, lost())])),
             ],
         },
         Scenario {
@@ -371,9 +374,9 @@ fn scenarios() -> Vec<Scenario> {
                 Complete(2_050, changed(Done, AMOUNT, 1, "", &[(Conf, Done, REASON_COMPLETED)])),
                 Complete(2_060, Outcome::Unchanged),
                 Observe(obs(2_100, 101, &[mined("a", AMOUNT, 100)]), changed(Done, AMOUNT, 2, "", &[])),
-                Observe(obs(2_200, 101, &[]), changed(Done, 0, 0, "reorged", &[(Done, Done, REMOVED)])),
+                Observe(obs(2_200, 101, &[]), changed(Done, 0, 0, "reorged,money_lost", &[(Done, Done, lost())])),
                 Observe(obs(2_300, 101, &[]), Outcome::Unchanged),
-                Observe(obs(EXPIRES + 1, 102, &[mined("b", AMOUNT, 102)]), changed(Done, AMOUNT, 1, "late_payment,reorged", &[(Done, Done, "additional payment; late payment")])),
+                Observe(obs(EXPIRES + 1, 102, &[mined("b", AMOUNT, 102)]), changed(Done, AMOUNT, 1, "late_payment,reorged,money_lost", &[(Done, Done, "additional payment; late payment")])),
             ],
         },
         Scenario {
