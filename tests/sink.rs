@@ -141,7 +141,8 @@ fn mirror_equals_the_api_through_reorg_double_spend_expiry_and_an_outage() {
         id(&reorged)
     ))[0];
     assert_eq!(row["status"], "pending");
-    assert_eq!(row["flags"], serde_json::json!(["reorged"]));
+    // It had been confirmed: the money leaving the chain is a loss the mirror shows too.
+    assert_eq!(row["flags"], serde_json::json!(["reorged", "money_lost"]));
     assert_eq!(rows(&pg), 5, "one row per payment, no duplicates");
 
     // Beside the payments: every transaction they name, and the wallet's summary.
