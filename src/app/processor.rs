@@ -25,6 +25,10 @@ const TICK: Duration = Duration::from_secs(1);
 const CHAIN_STOP: Duration = Duration::from_secs(3);
 /// An expiry check that got no fresh data is asked for again after this long.
 const EXPIRY_RECHECK: Duration = Duration::from_secs(30);
+/// Expiry checks outstanding at once: thousands of payments expiring together (a batch
+/// of requests, a long downtime) are checked in deadline order, a bounded slice at a
+/// time, instead of one burst the server charges for at once.
+const MAX_EXPIRY_CHECKS: usize = 200;
 
 /// What the processor remembers of a watched payment.
 #[derive(Debug, Clone)]
@@ -380,6 +384,16 @@ impl Processor {
         let now = crate::clock::now();
         // Expiry only on fresh data: ask the chain thread for the script's current
         // history; the payment expires when that answer (fetched after expiry) arrives.
+        let outstanding = self
+            .expiry_asked
+            .values()
+            .filter(|at| at.elapsed() < EXPIRY_RECHECK)
+            .count();
+        let room = if self.chain.is_some() {
+            MAX_EXPIRY_CHECKS.saturating_sub(outstanding)
+        } else {
+            usize::MAX
+        };
         let due: Vec<u32> = self
             .expiries
             .range(..=(now, u32::MAX))
@@ -389,6 +403,7 @@ impl Processor {
                     .get(i)
                     .is_none_or(|at| at.elapsed() >= EXPIRY_RECHECK)
             })
+            .take(room)
             .collect();
         if !due.is_empty() {
             if self.chain.is_some() {
