@@ -860,3 +860,65 @@ fn local_commands_refuse_a_wrong_database_path() {
         assert!(!wrong.exists());
     }
 }
+
+/// One POST to the Electrum-compatible JSON-RPC with Basic auth; (status, body).
+fn electrum_rpc_post(addr: &str, user: &str, password: &str, body: &str) -> (u16, String) {
+    use base64::Engine as _;
+    use std::io::{Read, Write};
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, raw.split("\r\n\r\n").nth(1).unwrap_or("").to_owned())
+}
+
+#[test]
+fn lockdown_disables_the_electrum_compatible_rpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("rpc-password");
+    common::appliance::write_private(&pw, "rpc-password-0123456789");
+    let mut env = offline_env(dir.path());
+    env.push((
+        "SNAKKAZ_PAY_ELECTRUM_RPC_LISTEN".into(),
+        "127.0.0.1:0".into(),
+    ));
+    env.push(("SNAKKAZ_PAY_ELECTRUM_RPC_USER".into(), "user".into()));
+    env.push((
+        "SNAKKAZ_PAY_ELECTRUM_RPC_PASSWORD_FILE".into(),
+        pw.display().to_string(),
+    ));
+    let app = Appliance::start(dir.path(), env);
+    let addr = common::wait_until(Duration::from_secs(10), "the RPC address", || {
+        app.log()
+            .lines()
+            .find(|l| l.contains("Electrum JSON-RPC serving"))
+            .and_then(|l| l.split("listen=").nth(1))
+            .map(|a| a.split_whitespace().next().unwrap().to_owned())
+    });
+    let version = r#"{"id": 1, "method": "version", "params": []}"#;
+    let (code, _) = electrum_rpc_post(&addr, "user", "rpc-password-0123456789", version);
+    assert_eq!(code, 200);
+
+    let lock = req_json(&app, "/api/admin/lockdown", r#"{"reason": "drill"}"#);
+    assert_eq!(lock, 200);
+    let (code, body) = electrum_rpc_post(&addr, "user", "rpc-password-0123456789", version);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("locked down"), "{body}");
+}
+
+fn req_json(app: &Appliance, path: &str, body: &str) -> u16 {
+    app.request("POST", path, Some(ADMIN_TOKEN), Some(body.as_bytes()))
+        .0
+}

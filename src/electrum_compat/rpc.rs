@@ -181,6 +181,21 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "405: Method Not Allowed");
     }
+    // A locked-down appliance keeps watching payments but answers nothing here: the
+    // endpoint hands out addresses and wallet facts (issue 14's incident procedure).
+    match shared.app.store.lockdown() {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the appliance is locked down; the Electrum-compatible RPC is disabled until `snakkaz-pay unlock`",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading the lock-down state for the Electrum RPC");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "database unreadable");
+        }
+    }
     let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
