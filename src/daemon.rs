@@ -107,18 +107,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    // Tests and scripts read this line to learn the port when listening on :0.
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(listen = %bound, scheme, "serving");
-    println!("snakkaz-pay listening on {scheme}://{bound}");
     if let Some(t) = &tls {
-        // The operator compares this with what the browser shows for the self-signed certificate.
+        // The operator compares this with what the browser shows for the self-signed
+        // certificate. Printed before the line below, which tells scripts the daemon is up.
         println!(
             "snakkaz-pay certificate SHA-256 fingerprint: {}",
             t.fingerprint
         );
         tracing::info!(fingerprint = %t.fingerprint, "HTTPS certificate");
-    } else if !bound.ip().is_loopback() {
+    }
+    // Tests and scripts read this line to learn the port when listening on :0.
+    tracing::info!(listen = %bound, scheme, "serving");
+    println!("snakkaz-pay listening on {scheme}://{bound}");
+    if tls.is_none() && !bound.ip().is_loopback() {
         tracing::warn!(
             listen = %bound,
             "serving plain HTTP beyond loopback: tokens travel unencrypted on the LAN; set SNAKKAZ_PAY_TLS_CERT_FILE (`snakkaz-pay tls generate`)"
