@@ -349,19 +349,6 @@ impl Tracker {
     }
 }
 
-/// Counts of flagged payments, by flag name.
-pub fn flag_counts(payments: &[crate::payments::Payment]) -> Vec<(&'static str, u64)> {
-    let mut counts = vec![("overpaid", 0), ("late_payment", 0), ("reorged", 0)];
-    for p in payments {
-        for name in p.flags.names() {
-            if let Some(c) = counts.iter_mut().find(|(n, _)| *n == name) {
-                c.1 += 1;
-            }
-        }
-    }
-    counts
-}
-
 fn sample_of(s: &StatusReport, flagged: u64, at: u64) -> Sample {
     let count = |names: &[&str]| -> u64 {
         names
@@ -457,7 +444,7 @@ pub fn assess(app: &App) -> Assessment {
             .unwrap_or_default(),
         money_lost: flags
             .iter()
-            .find(|(n, _)| *n == "money_lost")
+            .find(|(n, _)| *n == crate::payments::FLAG_MONEY_LOST)
             .map_or(0, |(_, c)| *c),
         locked_down: security.lockdown.as_ref().map(|r| r.reason.clone()),
         failed_logins: security.failed_logins,

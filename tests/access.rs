@@ -395,17 +395,7 @@ fn failed_logins_are_audited_rate_limited_and_alert() {
         },
     );
     eprintln!("alerts: {alerts}");
-    let metrics = String::from_utf8(
-        common::appliance::http(
-            &app.addr,
-            "GET",
-            "/api/metrics/bitcoin",
-            Some(API_TOKEN),
-            None,
-        )
-        .1,
-    )
-    .unwrap();
+    let metrics = app.metrics_text();
     assert!(
         metrics.contains("snakkaz_pay_failed_logins_recent 10"),
         "{metrics}"
@@ -489,17 +479,7 @@ fn lockdown_refuses_new_payments_and_admin_actions_but_still_confirms_payments()
     let html = page.body.as_str().unwrap_or_default().to_owned();
     assert!(html.contains("id=lockdown data-locked=true"), "{html}");
     assert!(html.contains("admin token leaked"));
-    let metrics = String::from_utf8(
-        common::appliance::http(
-            &app.addr,
-            "GET",
-            "/api/metrics/bitcoin",
-            Some(API_TOKEN),
-            None,
-        )
-        .1,
-    )
-    .unwrap();
+    let metrics = app.metrics_text();
     assert!(metrics.contains("snakkaz_pay_lockdown 1"), "{metrics}");
     let (_, alerts) = app.get("/api/alerts");
     assert!(

@@ -411,14 +411,7 @@ fn verify_backup_names_what_is_wrong_and_the_alert_follows() {
 
     // The failure is recorded and raises the alert; metrics show it.
     assert!(firing(&app).contains(&ALERT.to_owned()));
-    let (_, metrics) = common::appliance::http(
-        &app.addr,
-        "GET",
-        "/api/metrics/bitcoin",
-        Some(common::appliance::API_TOKEN),
-        None,
-    );
-    let metrics = String::from_utf8(metrics).unwrap();
+    let metrics = app.metrics_text();
     assert!(
         metrics.contains("snakkaz_pay_backup_verification_ok 0"),
         "{metrics}"

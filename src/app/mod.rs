@@ -555,7 +555,10 @@ impl App {
             self.cfg.detection_backlog_alert.as_secs(),
         );
         let mut problems = detection.problems();
-        let lost = self.store.flag_counts()?.by_flag[3].1;
+        let lost = self
+            .store
+            .flag_counts()?
+            .get(crate::payments::FLAG_MONEY_LOST);
         if lost > 0 {
             problems.push(format!(
                 "{lost} payment(s) lost their money after being confirmed (double spend or reorg): check what was delivered for them (payments flagged money_lost), then POST /api/admin/payments/ID/acknowledge-loss"

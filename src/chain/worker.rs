@@ -256,14 +256,16 @@ impl Worker {
         }
     }
 
-    fn budget(&mut self, server: &Server) -> &mut Budget {
+    /// Charges a new session's opening to the server's estimate (a first estimate starts
+    /// with it already counted).
+    fn open_session(&mut self, server: &Server) {
         let limit = self.settings.cost_budget;
-        let b = self
-            .budgets
-            .entry(server.to_string())
-            .or_insert_with(|| Budget::new(limit, Instant::now()));
-        b.charge(cost::SESSION);
-        b
+        match self.budgets.entry(server.to_string()) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().charge(cost::SESSION),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Budget::new(limit, Instant::now()));
+            }
+        }
     }
 
     fn serve(
@@ -274,7 +276,7 @@ impl Worker {
         served: &mut bool,
     ) -> Result<(), ChainError> {
         let key = server.to_string();
-        self.budget(server);
+        self.open_session(server);
         let api = &c.client.inner;
         let header = req("headers subscribe", api.block_headers_subscribe())?;
         // Everything the wallet knows is handed to the client, so that no known

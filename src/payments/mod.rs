@@ -7,6 +7,9 @@ pub mod lifecycle;
 
 use serde::{Deserialize, Serialize};
 
+/// Name of the flag set when a confirmed or completed payment's money left the chain.
+pub const FLAG_MONEY_LOST: &str = "money_lost";
+
 /// Largest amount a payment may ask for: all bitcoin that will ever exist, in satoshis.
 pub const MAX_AMOUNT_SAT: u64 = 2_100_000_000_000_000;
 
@@ -107,7 +110,7 @@ impl Flags {
             v.push("reorged");
         }
         if self.money_lost {
-            v.push("money_lost");
+            v.push(FLAG_MONEY_LOST);
         }
         v
     }

@@ -187,6 +187,16 @@ pub struct WalletSummary {
     pub updated_at: u64,
 }
 
+impl FlagCounts {
+    /// Payments carrying the flag `name` (0 for an unknown name).
+    pub fn get(&self, name: &str) -> u64 {
+        self.by_flag
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, c)| *c)
+    }
+}
+
 /// Flag counters (see `Store::flag_counts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlagCounts {
@@ -325,13 +335,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Number of rows in the wallet changeset table (1 after start-up compaction).
-    pub fn wallet_changeset_rows(&self) -> Result<u64, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
-        let t = rtx.open_table(WALLET).db("open wallet")?;
-        t.len().db("count wallet")
     }
 
     /// The database file.

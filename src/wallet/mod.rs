@@ -104,14 +104,6 @@ pub fn peek_addresses(wallet: &Wallet, n: u32) -> Vec<Address> {
         .collect()
 }
 
-/// Script of the receive address at `index`.
-pub fn receive_spk(wallet: &Wallet, index: u32) -> ScriptBuf {
-    wallet
-        .peek_address(KeychainKind::External, index)
-        .address
-        .script_pubkey()
-}
-
 /// Script of a revealed (or, failing that, derived) wallet script.
 pub fn spk(wallet: &Wallet, (keychain, index): Key) -> ScriptBuf {
     wallet

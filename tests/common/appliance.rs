@@ -265,6 +265,18 @@ impl Appliance {
         )
     }
 
+    /// The Prometheus exposition at `/api/metrics/bitcoin` (API token), as text.
+    pub fn metrics_text(&self) -> String {
+        let (_, body) = http(
+            &self.addr,
+            "GET",
+            "/api/metrics/bitcoin",
+            Some(API_TOKEN),
+            None,
+        );
+        String::from_utf8(body).expect("metrics are UTF-8")
+    }
+
     /// Creates a payment and returns its JSON.
     pub fn create_payment(
         &self,
