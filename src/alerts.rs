@@ -33,9 +33,11 @@ pub const FAILED_LOGINS: &str = "SnakkazPayFailedLogins";
 pub const BACKUP_VERIFICATION: &str = "SnakkazPayBackupVerification";
 /// A confirmed or completed payment's money left the chain; stays until acknowledged.
 pub const MONEY_LOST: &str = "SnakkazPayMoneyLost";
+/// Money arrived that no open payment counts (see `payments::receipt`).
+pub const UNATTRIBUTED_RECEIPT: &str = "SnakkazPayUnattributedReceipt";
 /// Every rule: the guide's five in its order, then the appliance's own, then the
-/// security chapter's two, then the backup chapter's, then lost money.
-pub const RULES: [&str; 10] = [
+/// security chapter's two, then the backup chapter's, then lost and unattributed money.
+pub const RULES: [&str; 11] = [
     SERVICE_DOWN,
     BALANCE_CHANGE,
     FAILED_PAYMENTS,
@@ -46,6 +48,7 @@ pub const RULES: [&str; 10] = [
     FAILED_LOGINS,
     BACKUP_VERIFICATION,
     MONEY_LOST,
+    UNATTRIBUTED_RECEIPT,
 ];
 
 /// Failed logins within the window that raise [`FAILED_LOGINS`] (same as the rules file).
@@ -120,6 +123,8 @@ pub struct Now {
     pub detection_problems: Vec<String>,
     /// Payments whose money left the chain after confirmation, not yet acknowledged.
     pub money_lost: u64,
+    /// Unattributed receipts not yet assigned: (count, satoshis).
+    pub unattributed_receipts: (u64, u64),
     /// The lock-down reason, while locked down.
     pub locked_down: Option<String>,
     /// Failed logins within the window.
@@ -253,6 +258,16 @@ pub fn evaluate(th: &Thresholds, history: &[Sample], now: &Now) -> Vec<Alert> {
             format!(
                 "{} payment(s) lost their money after being confirmed; check what was delivered, then acknowledge each loss",
                 now.money_lost
+            ),
+        ));
+    }
+    if now.unattributed_receipts.0 > 0 {
+        out.push(alert(
+            UNATTRIBUTED_RECEIPT,
+            "warning",
+            format!(
+                "{} receipt(s), {} sat, arrived at addresses no open payment owns; assign each to a payment (`snakkaz-pay receipts`)",
+                now.unattributed_receipts.0, now.unattributed_receipts.1
             ),
         ));
     }
@@ -446,6 +461,9 @@ pub fn assess(app: &App) -> Assessment {
             .iter()
             .find(|(n, _)| *n == crate::payments::FLAG_MONEY_LOST)
             .map_or(0, |(_, c)| *c),
+        unattributed_receipts: status.as_ref().map_or((0, 0), |s| {
+            (s.receipts.unassigned, s.receipts.unassigned_sat)
+        }),
         locked_down: security.lockdown.as_ref().map(|r| r.reason.clone()),
         failed_logins: security.failed_logins,
         backup_problem: status

@@ -143,6 +143,18 @@ impl Metrics {
             "Failed authentications (wrong bearer tokens) within the alert window, from the audit log",
             sat_i64(security.failed_logins),
         );
+        gauge(
+            &mut r,
+            "snakkaz_pay_unattributed_receipts",
+            "Receipts (money at addresses no open payment owns) not yet assigned to a payment",
+            sat_i64(s.receipts.unassigned),
+        );
+        gauge(
+            &mut r,
+            "snakkaz_pay_unattributed_receipts_sat",
+            "Satoshis of the unassigned unattributed receipts",
+            sat_i64(s.receipts.unassigned_sat),
+        );
         let e = &s.electrum;
         gauge(
             &mut r,

@@ -137,13 +137,14 @@ fn tls_is_verified_and_failures_are_clear_without_the_secret() {
     pg.exec(&script);
     pg.exec(&script);
     assert_eq!(
-        pg.exec("SELECT string_agg(version::text, ',') FROM snakkaz_pay_migrations"),
-        "1"
+        pg.exec("SELECT string_agg(version::text, ',' ORDER BY version) FROM snakkaz_pay_migrations"),
+        "1,2"
     );
     assert_eq!(
         pg.exec("SELECT count(*) FROM pg_class WHERE relrowsecurity AND relname IN ('electrum_payments', \
-                 'electrum_payments_archive', 'bitcoin_wallets', 'electrum_transaction_cache')"),
-        "4"
+                 'electrum_payments_archive', 'bitcoin_wallets', 'electrum_transaction_cache', \
+                 'electrum_receipts')"),
+        "5"
     );
     assert_eq!(pg.exec("SELECT count(*) FROM pg_policies"), "0");
 

@@ -5,6 +5,7 @@
 
 mod health;
 mod processor;
+mod receipts;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -105,6 +106,8 @@ pub struct StatusReport {
     pub sink: crate::sink::SinkReport,
     /// The last backup verification (`snakkaz-pay verify-backup`).
     pub backup_verification: crate::backup::status::VerificationStatus,
+    /// Money no open payment counts, waiting for the operator (`snakkaz-pay receipts`).
+    pub receipts: crate::payments::receipt::ReceiptTotals,
 }
 
 /// Electrum part of the status.
@@ -564,6 +567,13 @@ impl App {
                 "{lost} payment(s) lost their money after being confirmed (double spend or reorg): check what was delivered for them (payments flagged money_lost), then POST /api/admin/payments/ID/acknowledge-loss"
             ));
         }
+        let receipts = crate::payments::receipt::ReceiptTotals::of(&self.store.receipts()?);
+        if receipts.unassigned > 0 {
+            problems.push(format!(
+                "{} unattributed receipt(s), {} sat: money arrived at addresses no open payment owns; list them with `snakkaz-pay receipts` and assign each to a payment",
+                receipts.unassigned, receipts.unassigned_sat
+            ));
+        }
         let (sink, sink_problem) = self
             .sink_status
             .report(outbox_len, oldest.map(|t| now.saturating_sub(t)));
@@ -616,6 +626,7 @@ impl App {
                 self.cfg.backup.verify_max_age,
                 now,
             ),
+            receipts,
         })
     }
 }

@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{App, CONFLICT_RETRIES, ProcessorMsg};
 use crate::chain::{ChainCommand, ChainEvent, ChainHandle, ChainSettings, Key, Server, Watched};
+use crate::payments::receipt::{self, Receipt};
 use crate::payments::{Observation, Payment, Status, lifecycle};
-use crate::store::{StoreError, TxCacheEntry, WriteBatch};
+use crate::store::{ReceiptWrite, StoreError, TxCacheEntry, WriteBatch};
 
 /// How often deadlines (expiry, end of the late-payment window) are looked at.
 const TICK: Duration = Duration::from_secs(1);
@@ -52,8 +53,12 @@ pub(super) fn spawn(
         expiry_asked: BTreeMap::new(),
         unsaved: None,
         chain: None,
+        floor: app.store.receipts_floor()?,
     };
     let now = crate::clock::now();
+    if p.floor.is_none() && !app.scan_pending() {
+        p.set_floor_from_tip();
+    }
     let mut unwatch = Vec::new();
     for (i, payment) in app.store.watched_payments()? {
         if p.should_watch(&payment, now) {
@@ -114,6 +119,9 @@ struct Processor {
     /// commit until one succeeds, so the store never loses what the wallet holds.
     unsaved: Option<bdk_wallet::ChangeSet>,
     chain: Option<ChainHandle>,
+    /// History confirmed at or below this height predates the appliance's watch and is
+    /// never an unattributed receipt; `None` until the wallet knows a chain.
+    floor: Option<u32>,
 }
 
 impl Processor {
@@ -170,13 +178,34 @@ impl Processor {
         self.expiry_asked.remove(&i);
     }
 
+    /// Sets the receipts floor to the wallet's tip, once it knows a chain.
+    fn set_floor_from_tip(&mut self) {
+        let tip = crate::wallet::tip_height(&self.app.wallet.lock().expect("wallet lock"));
+        if tip == 0 {
+            return;
+        }
+        match self.app.store.commit_blocking(WriteBatch {
+            meta: vec![crate::store::receipts_floor_entry(tip)],
+            ..Default::default()
+        }) {
+            Ok(_) => {
+                tracing::info!(height = tip, "money arriving above this height at addresses no open payment owns is recorded as an unattributed receipt");
+                self.floor = Some(tip);
+            }
+            Err(e) => tracing::warn!(error = %e, "recording the receipts floor; tried again with the next update"),
+        }
+    }
+
     /// Every script the chain thread should watch, with its stored status.
     fn chain_watch_list(&self) -> Result<BTreeMap<Key, Watched>, StoreError> {
         let w = self.app.wallet.lock().expect("wallet lock");
-        let mut keys: Vec<Key> = self
-            .watched
-            .keys()
-            .map(|&i| (KeychainKind::External, i))
+        // Every revealed receive address stays watched after its payment closed: money
+        // arriving there later is an unattributed receipt, not something to miss. A
+        // subscription costs nothing until the address changes.
+        let mut keys: Vec<Key> = w
+            .spk_index()
+            .revealed_keychain_spks(KeychainKind::External)
+            .map(|(i, _)| (KeychainKind::External, i))
             .collect();
         // Change comes back to the wallet: watch every revealed change script, so a spend
         // shows in the balance when it happens.
@@ -289,6 +318,9 @@ impl Processor {
         };
         self.app.set_tip(tip);
         crate::wallet::merge_into(&mut self.unsaved, changeset);
+        if self.floor.is_none() && !self.app.scan_pending() {
+            self.set_floor_from_tip();
+        }
         let mut eval: BTreeSet<u32> = keys
             .iter()
             .filter(|(k, _)| *k == KeychainKind::External)
@@ -323,7 +355,7 @@ impl Processor {
     /// Applies the first scan: reveals every used index so the next payment gets a fresh
     /// address, then lets payment creation in.
     async fn on_scanned(&mut self, update: bdk_wallet::Update) {
-        let (changeset, next) = {
+        let (changeset, next, tip) = {
             let mut w = self.app.wallet.lock().expect("wallet lock");
             if let Err(e) = w.apply_update(update) {
                 tracing::error!(error = %e, "the chain scan does not connect to the wallet's chain; payments stay refused until a restart scans again");
@@ -338,17 +370,22 @@ impl Processor {
                     w.next_derivation_index(KeychainKind::External),
                     w.next_derivation_index(KeychainKind::Internal),
                 ),
+                crate::wallet::tip_height(&w),
             )
         };
         crate::wallet::merge_into(&mut self.unsaved, changeset);
+        // What the scan found is history, not news: only money above its tip is a receipt.
+        let floor = self.floor.unwrap_or(tip).max(tip);
         let batch = WriteBatch {
             wallet: self.unsaved.clone(),
             mark_scanned: true,
+            meta: vec![crate::store::receipts_floor_entry(floor)],
             ..Default::default()
         };
         match self.app.store.commit(batch).await {
             Ok(_) => {
                 self.unsaved = None;
+                self.floor = Some(floor);
                 tracing::info!(
                     next_receive_index = next.0,
                     next_change_index = next.1,
@@ -425,10 +462,10 @@ impl Processor {
             .map(|&(_, i)| i)
             .collect();
         if !ended.is_empty() {
+            // The chain keeps watching these addresses: what arrives now is a receipt.
             for &i in &ended {
                 self.untrack_queues(i);
                 self.watched.remove(&i);
-                self.send(ChainCommand::Unwatch((KeychainKind::External, i)));
             }
             if let Err(e) = self.app.store.commit_blocking(WriteBatch {
                 unwatch: ended,
@@ -516,6 +553,7 @@ impl Processor {
             // that moment waits for data fetched after it.
             let now = fetched_at.min(crate::clock::now());
             let tx_cache = self.tx_cache_changes(&seen, now);
+            let receipts = self.receipt_writes(&synced, now);
             let mut updates = Vec::new();
             for (i, txs) in seen {
                 let Some(t) = self.watched.get(&i) else {
@@ -546,6 +584,7 @@ impl Processor {
                 && self.unsaved.is_none()
                 && tx_cache.is_empty()
                 && statuses.is_empty()
+                && receipts.is_empty()
             {
                 return 0;
             }
@@ -567,6 +606,7 @@ impl Processor {
                 tx_cache,
                 wallet_summary: summary,
                 script_status: statuses.clone(),
+                receipts,
                 ..Default::default()
             };
             match self.app.store.commit(batch).await {
@@ -599,6 +639,100 @@ impl Processor {
             self.send(ChainCommand::Refresh(synced));
         }
         0
+    }
+}
+
+impl Processor {
+    /// Receipts among these synced scripts: money no open payment counts, and recorded
+    /// receipts whose transaction left the chain.
+    fn receipt_writes(&self, synced: &[Key], now: u64) -> Vec<ReceiptWrite> {
+        let Some(floor) = self.floor else {
+            return Vec::new();
+        };
+        let keys: Vec<Key> = synced
+            .iter()
+            .filter(|(k, i)| *k == KeychainKind::Internal || !self.watched.contains_key(i))
+            .copied()
+            .collect();
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let outputs = crate::wallet::outputs_at(&self.app.wallet.lock().expect("wallet lock"), &keys);
+        let stored: BTreeMap<String, Receipt> = match self.app.store.receipts() {
+            Ok(v) => v.into_iter().map(|r| (r.outpoint.clone(), r)).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "reading receipts; money at closed or foreign addresses is looked at again with the next change");
+                return Vec::new();
+            }
+        };
+        let mut writes = Vec::new();
+        let current: BTreeSet<&str> = outputs.iter().map(|o| o.outpoint.as_str()).collect();
+        for r in stored.values() {
+            let key = (
+                if r.change {
+                    KeychainKind::Internal
+                } else {
+                    KeychainKind::External
+                },
+                r.derivation_index,
+            );
+            if !r.gone && keys.contains(&key) && !current.contains(r.outpoint.as_str()) {
+                tracing::warn!(outpoint = %r.outpoint, amount_sat = r.amount_sat, "an unattributed receipt's transaction left the chain");
+                writes.push(ReceiptWrite::Gone {
+                    outpoint: r.outpoint.clone(),
+                    at: now,
+                });
+            }
+        }
+        let mut owners: BTreeMap<u32, Option<Payment>> = BTreeMap::new();
+        for o in outputs {
+            let change = o.key.0 == KeychainKind::Internal;
+            let owner = if change {
+                None
+            } else {
+                owners
+                    .entry(o.key.1)
+                    .or_insert_with(|| self.app.store.payment_by_address(&o.address).ok().flatten())
+                    .as_ref()
+            };
+            let Some(cause) = receipt::classify(
+                change,
+                o.from_outside,
+                o.height,
+                floor,
+                owner.map(|p| p.txids.contains(&o.txid)),
+            ) else {
+                continue;
+            };
+            let prior = stored.get(&o.outpoint);
+            if prior.is_none() {
+                tracing::warn!(outpoint = %o.outpoint, address = %o.address, amount_sat = o.value_sat, cause = cause.describe(), "unattributed receipt: money no open payment counts");
+            }
+            writes.push(ReceiptWrite::Seen(Receipt {
+                outpoint: o.outpoint,
+                txid: o.txid,
+                address: o.address,
+                change,
+                derivation_index: o.key.1,
+                amount_sat: o.value_sat,
+                height: o.height,
+                cause,
+                address_payment_id: owner.map(|p| p.id.clone()),
+                first_seen_at: prior.map_or(now, |r| r.first_seen_at),
+                updated_at: now,
+                gone: false,
+                assigned_to: None,
+                note: None,
+            }));
+        }
+        // Unchanged receipts need no write (the writer would skip them anyway).
+        writes.retain(|w| match w {
+            ReceiptWrite::Seen(r) => stored
+                .get(&r.outpoint)
+                .is_none_or(|old| old.gone || old.height != r.height),
+            _ => true,
+        });
+        writes
     }
 }
 

@@ -5,6 +5,7 @@ mod backup;
 mod client;
 mod electrum;
 mod init;
+mod receipts;
 mod sink;
 mod tls;
 
@@ -57,6 +58,12 @@ pub enum Command {
     /// Print monitoring files: Prometheus rules and scrape config, Grafana dashboards.
     #[command(subcommand)]
     Monitoring(MonitoringCmd),
+    /// Money no open payment counts (unattributed receipts); exit 2 while any is unassigned.
+    Receipts {
+        /// Assign a receipt to a payment.
+        #[command(subcommand)]
+        cmd: Option<receipts::ReceiptsCmd>,
+    },
     /// Incident response: refuse new payments, admin actions and spending; keep watching.
     Lockdown(access::LockdownArgs),
     /// Lift a lock-down (local access only: on the file, or through a request file).
@@ -201,6 +208,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(payment(&cfg, cmd, cli.json))
         }
         Command::Sink(cmd) => sink::run(&cli, cmd),
+        Command::Receipts { cmd } => receipts::run(&cli, cmd.as_ref()),
         Command::Lockdown(args) => access::lockdown(&cli, args),
         Command::Unlock => access::unlock(&cli),
         Command::Tokens(cmd) => access::tokens(&cli, cmd),

@@ -4,6 +4,7 @@
 //! sees paid to its address, the chain tip and the clock.
 
 pub mod lifecycle;
+pub mod receipt;
 
 use serde::{Deserialize, Serialize};
 

@@ -13,7 +13,9 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{Target, error_text};
-use super::extra_rows::{TX_UPSERT_SQL, TxRow, WALLET_UPSERT_SQL, WalletParams};
+use super::extra_rows::{
+    RECEIPT_UPSERT_SQL, ReceiptRow, TX_UPSERT_SQL, TxRow, WALLET_UPSERT_SQL, WalletParams,
+};
 use super::row::{PaymentRow, UPSERT_SQL};
 use super::{SharedStatus, SinkError};
 use crate::store::{Store, WalletSummary, WriteBatch};
@@ -41,6 +43,8 @@ pub(super) struct Drain {
     pub(super) cancel: CancellationToken,
     /// The wallet summary last written, so an unchanged one is not resent every batch.
     pub(super) last_wallet: std::sync::Mutex<Option<WalletSummary>>,
+    /// The receipts version last mirrored (`None`: not yet in this run).
+    pub(super) last_receipts: std::sync::Mutex<Option<u64>>,
 }
 
 impl Drain {
@@ -131,6 +135,7 @@ impl Drain {
 
     /// Sends one batch; returns how many outbox items it cleared.
     async fn deliver(&self, client: &Client) -> Result<usize, SinkError> {
+        self.send_receipts(client).await?;
         let items = self.store.outbox_peek(BATCH)?;
         if items.is_empty() {
             return Ok(0);
@@ -228,6 +233,30 @@ impl Drain {
             .map_err(write_err)?;
             *self.last_wallet.lock().expect("sink wallet lock") = Some(w);
         }
+        Ok(())
+    }
+
+    /// Mirrors every receipt when any changed since the last mirror (receipts are few).
+    async fn send_receipts(&self, client: &Client) -> Result<(), SinkError> {
+        let version = self.store.receipts_version()?;
+        if *self.last_receipts.lock().expect("sink receipts lock") == Some(version) {
+            return Ok(());
+        }
+        let rows: Vec<ReceiptRow> = self.store.receipts()?.iter().map(ReceiptRow::from).collect();
+        if !rows.is_empty() {
+            let json = serde_json::to_string(&rows).expect("rows serialize to JSON");
+            tokio::time::timeout(WRITE_TIMEOUT, client.execute(RECEIPT_UPSERT_SQL, &[&json]))
+                .await
+                .map_err(|_| SinkError::WriteTimeout {
+                    secs: WRITE_TIMEOUT.as_secs(),
+                })?
+                .map_err(|e| SinkError::Write {
+                    detail: self.target.scrub(&error_text(&e)),
+                    source: e,
+                })?;
+            tracing::debug!(rows = rows.len(), "receipts mirrored to Supabase");
+        }
+        *self.last_receipts.lock().expect("sink receipts lock") = Some(version);
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::payments::receipt::Receipt;
 use crate::store::{TxCacheEntry, WalletSummary};
 
 /// One `electrum_transaction_cache` row; times are Unix seconds.
@@ -130,3 +131,59 @@ mod tests {
         assert!(WALLET_UPSERT_SQL.ends_with("WHERE w.updated_at <= EXCLUDED.updated_at"));
     }
 }
+
+/// One `electrum_receipts` row; times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiptRow {
+    outpoint: String,
+    txid: String,
+    address: String,
+    change: bool,
+    derivation_index: i64,
+    amount_sat: i64,
+    height: Option<i64>,
+    cause: &'static str,
+    address_payment_id: Option<String>,
+    state: &'static str,
+    assigned_to: Option<String>,
+    note: Option<String>,
+    first_seen_at: i64,
+    updated_at: i64,
+}
+
+impl From<&Receipt> for ReceiptRow {
+    fn from(r: &Receipt) -> ReceiptRow {
+        ReceiptRow {
+            outpoint: r.outpoint.clone(),
+            txid: r.txid.clone(),
+            address: r.address.clone(),
+            change: r.change,
+            derivation_index: i64::from(r.derivation_index),
+            amount_sat: big(r.amount_sat),
+            height: r.height.map(i64::from),
+            cause: r.cause.as_str(),
+            address_payment_id: r.address_payment_id.clone(),
+            state: r.state(),
+            assigned_to: r.assigned_to.clone(),
+            note: r.note.clone(),
+            first_seen_at: big(r.first_seen_at),
+            updated_at: big(r.updated_at),
+        }
+    }
+}
+
+/// Upsert of a JSON array of `ReceiptRow`s, never replacing a newer row.
+pub const RECEIPT_UPSERT_SQL: &str = "\
+INSERT INTO electrum_receipts AS t (outpoint, txid, address, change, derivation_index, amount_sat,
+    height, cause, address_payment_id, state, assigned_to, note, first_seen_at, updated_at)
+SELECT r.outpoint, r.txid, r.address, r.change, r.derivation_index, r.amount_sat, r.height,
+    r.cause, r.address_payment_id, r.state, r.assigned_to, r.note, to_timestamp(r.first_seen_at),
+    to_timestamp(r.updated_at)
+FROM jsonb_to_recordset($1::text::jsonb) AS r(outpoint text, txid text, address text,
+    change boolean, derivation_index integer, amount_sat bigint, height integer, cause text,
+    address_payment_id text, state text, assigned_to text, note text, first_seen_at bigint,
+    updated_at bigint)
+ON CONFLICT (outpoint) DO UPDATE SET
+    height = EXCLUDED.height, state = EXCLUDED.state, assigned_to = EXCLUDED.assigned_to,
+    note = EXCLUDED.note, updated_at = EXCLUDED.updated_at
+WHERE t.updated_at <= EXCLUDED.updated_at";

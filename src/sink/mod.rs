@@ -309,6 +309,7 @@ async fn supervise(
             status: status.clone(),
             cancel: cancel.clone(),
             last_wallet: std::sync::Mutex::new(None),
+            last_receipts: std::sync::Mutex::new(None),
         };
         match tokio::spawn(drain.run()).await {
             Ok(()) => return,

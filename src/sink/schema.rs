@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only: a shipped migration never changes.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("sql/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("sql/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "receipts",
+        sql: include_str!("sql/0002_receipts.sql"),
+    },
+];
 
 /// Creates the table that records applied migrations.
 const BOOTSTRAP: &str = "\

@@ -8,6 +8,7 @@ mod access;
 mod backup_meta;
 mod import;
 mod persister;
+mod receipts;
 mod snapshot;
 mod tables;
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub use backup_meta::{
     restore_marker_entry, resync_when_sink_starts_entry, verification_entry,
 };
 pub use import::ImportOutcome;
+pub use receipts::{RECEIPTS_FLOOR_KEY, ReceiptWrite, receipts_floor_entry};
 pub use snapshot::{SnapshotInfo, check_file as check_snapshot, snapshot_file};
 use tables::*;
 /// Newest database layout this binary understands.
@@ -90,6 +92,12 @@ pub enum StoreError {
         expected: u64,
         /// Version in the store.
         found: u64,
+    },
+    /// A record the change refers to does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
     },
     /// The writer thread is gone (shutting down or crashed).
     #[error("the database writer has stopped")]
@@ -653,6 +661,7 @@ fn init_or_check(db: &Database, path: &Path) -> Result<(), StoreError> {
         wtx.open_table(AUDIT).db("create table")?;
         wtx.open_table(SCRIPT_STATUS).db("create table")?;
         wtx.open_table(WATCH).db("create table")?;
+        wtx.open_table(RECEIPTS).db("create table")?;
     }
     wtx.commit().db("commit")?;
     Ok(())

@@ -75,6 +75,7 @@ macro_rules! each_table {
         $f($($arg,)* AUDIT)?;
         $f($($arg,)* SCRIPT_STATUS)?;
         $f($($arg,)* WATCH)?;
+        $f($($arg,)* RECEIPTS)?;
     }};
 }
 

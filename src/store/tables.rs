@@ -32,6 +32,8 @@ pub const SCRIPT_STATUS: TableDefinition<(u8, u32), &str> = TableDefinition::new
 /// Receive index → payment seq, for every payment whose address is watched (open, or
 /// closed but inside its late-payment window). Start-up reads this, not every payment.
 pub const WATCH: TableDefinition<u32, u64> = TableDefinition::new("watch");
+/// `txid:vout` → Receipt (JSON): money no payment counts (see `receipts`).
+pub const RECEIPTS: TableDefinition<&str, &[u8]> = TableDefinition::new("receipts");
 
 /// Value of `META["app"]`: tells our files from other redb files.
 pub const APP_MAGIC: &[u8] = b"snakkaz-pay";

@@ -56,6 +56,8 @@ pub struct WriteBatch {
     pub meta: Vec<(&'static str, Vec<u8>)>,
     /// META entries to remove (a restore asks for a new chain scan, see `backup_meta`).
     pub meta_remove: Vec<&'static str>,
+    /// Unattributed receipts seen, gone or assigned (see `receipts`).
+    pub receipts: Vec<super::ReceiptWrite>,
 }
 
 /// A script of the wallet: (keychain as 0 = receive / 1 = change, derivation index).
@@ -284,6 +286,7 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome
         append_events(wtx, p.seq, evs)?;
         queue(wtx, p, now, outbox)?;
     }
+    super::receipts::apply(wtx, &b.receipts)?;
     if !b.script_status.is_empty() {
         let mut t = wtx.open_table(SCRIPT_STATUS).db("open script status")?;
         for (key, status) in &b.script_status {

@@ -223,3 +223,55 @@ pub fn summary(
         updated_at: now,
     }
 }
+
+/// An output paying to one of the wallet's scripts, as the current view sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputSeen {
+    /// The script paid.
+    pub key: Key,
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// The transaction.
+    pub txid: String,
+    /// The script's address.
+    pub address: String,
+    /// Value of the output.
+    pub value_sat: u64,
+    /// Confirmation height, `None` in the mempool.
+    pub height: Option<u32>,
+    /// None of the transaction's inputs spends a coin of the wallet: money from outside,
+    /// not the wallet's own change.
+    pub from_outside: bool,
+}
+
+/// Every current output paying to these scripts.
+pub fn outputs_at(wallet: &Wallet, keys: &[Key]) -> Vec<OutputSeen> {
+    let chain = view::Chain::walk(wallet);
+    let graph = wallet.tx_graph();
+    let mut out = Vec::new();
+    for &key in keys {
+        let address = Address::from_script(&spk(wallet, key), wallet.network())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        for (op, value, pos) in chain.outputs(key) {
+            let from_outside = graph.get_tx(op.txid).is_none_or(|tx| {
+                tx.input
+                    .iter()
+                    .all(|i| wallet.spk_index().txout(i.previous_output).is_none())
+            });
+            out.push(OutputSeen {
+                key,
+                outpoint: op.to_string(),
+                txid: op.txid.to_string(),
+                address: address.clone(),
+                value_sat: value,
+                height: match pos {
+                    view::Position::Confirmed(h) => Some(h),
+                    view::Position::Unconfirmed => None,
+                },
+                from_outside,
+            });
+        }
+    }
+    out
+}

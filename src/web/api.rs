@@ -319,6 +319,13 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
                 Err(e) => app_error(e),
             }
         }
+        (&Method::GET, ["receipts"]) => match app.receipts() {
+            Ok(v) => json_response(StatusCode::OK, &json!({ "receipts": v })),
+            Err(e) => app_error(e),
+        },
+        (&Method::POST, ["admin", "receipts", outpoint, "assign"]) => {
+            assign_receipt(shared, req, outpoint, peer).await
+        }
         (&Method::POST, ["admin", "restart-payment-processor"]) => {
             match app.restart_processor().await {
                 Ok(()) => json_response(StatusCode::OK, &json!({"restarted": true})),
@@ -368,6 +375,48 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
             format!("{method} is not allowed here"),
         ),
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    payment_id: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn assign_receipt(
+    shared: &Shared,
+    req: Request<Incoming>,
+    outpoint: &str,
+    peer: SocketAddr,
+) -> Resp {
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed: AssignBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("malformed JSON body: {e}; send {{\"payment_id\": \"pay_…\", \"note\": \"…\"}}"),
+            );
+        }
+    };
+    let source = format!("admin api {}", peer.ip().to_canonical());
+    match shared
+        .app
+        .assign_receipt(outpoint, &parsed.payment_id, parsed.note, &source)
+        .await
+    {
+        Ok((r, p)) => json_response(
+            StatusCode::OK,
+            &json!({ "receipt": r, "payment": PaymentJson::new(&p, None) }),
+        ),
+        Err(e) => app_error(e),
     }
 }
 

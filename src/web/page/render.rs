@@ -53,6 +53,7 @@ pub(super) fn overview(app: &App) -> String {
     health(&mut h, &s);
     alerts(&mut h, &a.alerts);
     failed_logins(&mut h, app);
+    receipts(&mut h, app);
     h.push_str("<div class=grid>");
     electrum(&mut h, &s);
     wallet(&mut h, &s);
@@ -119,6 +120,46 @@ fn failed_logins(h: &mut String, app: &App) {
         h.push_str("</ul><p class=muted>All of them: <code>snakkaz-pay audit --action auth.failed</code></p>");
     }
     h.push_str("</section>");
+}
+
+/// Receipts listed on the overview.
+const RECENT_RECEIPTS: usize = 10;
+
+/// Unattributed receipts, shown only when there are some.
+fn receipts(h: &mut String, app: &App) {
+    let Ok(list) = app.receipts() else {
+        h.push_str("<p class=bad>receipts unavailable: the database cannot be read</p>");
+        return;
+    };
+    if list.is_empty() {
+        return;
+    }
+    let open = list.iter().filter(|r| r.open()).count();
+    let _ = write!(
+        h,
+        "<section class=\"card{}\" id=receipts data-open={open}><h2>Unattributed receipts</h2>\
+         <p>Money that reached the wallet and that no open payment counts. Assign each with \
+         <code>snakkaz-pay receipts assign TXID:VOUT PAYMENT_ID</code>.</p>\
+         <div class=scroll><table><thead><tr><th>Outpoint</th><th>Amount</th><th>State</th><th>Why</th><th>Seen</th></tr></thead><tbody>",
+        if open > 0 { " warn" } else { "" }
+    );
+    for r in list.iter().take(RECENT_RECEIPTS) {
+        let _ = write!(
+            h,
+            "<tr data-outpoint=\"{op}\"><td><code>{op}</code></td><td>{amount} sat</td><td>{state}{to}</td><td>{why}</td><td>{seen}</td></tr>",
+            op = escape(&r.outpoint),
+            amount = r.amount_sat,
+            state = r.state(),
+            to = r
+                .assigned_to
+                .as_deref()
+                .map(|p| format!(" → {}", escape(p)))
+                .unwrap_or_default(),
+            why = escape(r.cause.describe()),
+            seen = rfc3339(r.first_seen_at),
+        );
+    }
+    h.push_str("</tbody></table></div></section>");
 }
 
 fn health(h: &mut String, s: &StatusReport) {
