@@ -137,7 +137,9 @@ fn tls_is_verified_and_failures_are_clear_without_the_secret() {
     pg.exec(&script);
     pg.exec(&script);
     assert_eq!(
-        pg.exec("SELECT string_agg(version::text, ',' ORDER BY version) FROM snakkaz_pay_migrations"),
+        pg.exec(
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM snakkaz_pay_migrations"
+        ),
         "1,2"
     );
     assert_eq!(

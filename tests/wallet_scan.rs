@@ -62,6 +62,22 @@ fn a_fresh_appliance_on_a_used_xpub_hands_out_only_unused_addresses() {
     });
     assert_eq!(st["wallet"]["addresses_in_use"], 8, "{st}");
 
+    // What the scan found is history: no receipt for it, not even the one that was in
+    // the mempool then and confirms now.
+    devnet.mine(1);
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, r) = app.get("/api/receipts");
+    assert_eq!(r["receipts"], serde_json::json!([]), "{r}");
+    // New money to an address of the old stack is an unattributed receipt.
+    let late = devnet.pay(&addr(0), 33_000);
+    let st = app.wait_status(Duration::from_secs(30), "the receipt", |s| {
+        s["receipts"]["unassigned"] == 1
+    });
+    assert_eq!(st["receipts"]["unassigned_sat"], 33_000, "{st}");
+    let (_, r) = app.get("/api/receipts");
+    assert_eq!(r["receipts"][0]["txid"], late.as_str(), "{r}");
+    assert_eq!(r["receipts"][0]["cause"], "no_payment", "{r}");
+
     // A restart does not scan again, and keeps handing out fresh addresses.
     let mut app = app;
     assert_eq!(app.stop(), Some(0));

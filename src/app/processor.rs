@@ -119,9 +119,9 @@ struct Processor {
     /// commit until one succeeds, so the store never loses what the wallet holds.
     unsaved: Option<bdk_wallet::ChangeSet>,
     chain: Option<ChainHandle>,
-    /// History confirmed at or below this height predates the appliance's watch and is
-    /// never an unattributed receipt; `None` until the wallet knows a chain.
-    floor: Option<u32>,
+    /// What the wallet knew when its watch began is never an unattributed receipt;
+    /// `None` until the wallet knows a chain.
+    floor: Option<receipt::Floor>,
 }
 
 impl Processor {
@@ -184,15 +184,24 @@ impl Processor {
         if tip == 0 {
             return;
         }
+        let floor = receipt::Floor {
+            height: tip,
+            at: crate::clock::now(),
+        };
         match self.app.store.commit_blocking(WriteBatch {
-            meta: vec![crate::store::receipts_floor_entry(tip)],
+            meta: vec![crate::store::receipts_floor_entry(floor)],
             ..Default::default()
         }) {
             Ok(_) => {
-                tracing::info!(height = tip, "money arriving above this height at addresses no open payment owns is recorded as an unattributed receipt");
-                self.floor = Some(tip);
+                tracing::info!(
+                    height = tip,
+                    "money arriving from now on at addresses no open payment owns is recorded as an unattributed receipt"
+                );
+                self.floor = Some(floor);
             }
-            Err(e) => tracing::warn!(error = %e, "recording the receipts floor; tried again with the next update"),
+            Err(e) => {
+                tracing::warn!(error = %e, "recording the receipts floor; tried again with the next update")
+            }
         }
     }
 
@@ -374,8 +383,11 @@ impl Processor {
             )
         };
         crate::wallet::merge_into(&mut self.unsaved, changeset);
-        // What the scan found is history, not news: only money above its tip is a receipt.
-        let floor = self.floor.unwrap_or(tip).max(tip);
+        // What the scan found is history, not news: only money after it is a receipt.
+        let floor = receipt::Floor {
+            height: tip,
+            at: crate::clock::now(),
+        };
         let batch = WriteBatch {
             wallet: self.unsaved.clone(),
             mark_scanned: true,
@@ -386,6 +398,16 @@ impl Processor {
             Ok(_) => {
                 self.unsaved = None;
                 self.floor = Some(floor);
+                // Addresses the scan found used stay watched: new money there is a receipt.
+                let revealed: Vec<(Key, bdk_wallet::bitcoin::ScriptBuf)> = {
+                    let w = self.app.wallet.lock().expect("wallet lock");
+                    w.spk_index()
+                        .revealed_spks(..)
+                        .collect()
+                };
+                for (k, spk) in revealed {
+                    self.send(ChainCommand::Watch(k, spk));
+                }
                 tracing::info!(
                     next_receive_index = next.0,
                     next_change_index = next.1,
@@ -657,7 +679,8 @@ impl Processor {
         if keys.is_empty() {
             return Vec::new();
         }
-        let outputs = crate::wallet::outputs_at(&self.app.wallet.lock().expect("wallet lock"), &keys);
+        let outputs =
+            crate::wallet::outputs_at(&self.app.wallet.lock().expect("wallet lock"), &keys);
         let stored: BTreeMap<String, Receipt> = match self.app.store.receipts() {
             Ok(v) => v.into_iter().map(|r| (r.outpoint.clone(), r)).collect(),
             Err(e) => {
@@ -698,8 +721,7 @@ impl Processor {
             let Some(cause) = receipt::classify(
                 change,
                 o.from_outside,
-                o.height,
-                floor,
+                floor.predates(o.height, o.first_seen),
                 owner.map(|p| p.txids.contains(&o.txid)),
             ) else {
                 continue;

@@ -70,7 +70,9 @@ impl App {
                 reason: format!(
                     "operator assigned receipt {outpoint} ({} sat) to this payment{}",
                     receipt.amount_sat,
-                    note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+                    note.as_deref()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default()
                 ),
                 txids: vec![receipt.txid.clone()],
             };

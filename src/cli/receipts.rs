@@ -93,7 +93,9 @@ fn print_list(list: &[Value]) {
             r["outpoint"].as_str().unwrap_or("?"),
             r["amount_sat"],
             r_state(r),
-            r["height"].as_u64().map_or("mempool".into(), |h| h.to_string()),
+            r["height"]
+                .as_u64()
+                .map_or("mempool".into(), |h| h.to_string()),
             r["cause"].as_str().unwrap_or("?"),
             r["address"].as_str().unwrap_or("?"),
             r["assigned_to"]

@@ -21,8 +21,12 @@ impl ReceiptCause {
     /// Words for the operator.
     pub fn describe(self) -> &'static str {
         match self {
-            ReceiptCause::ClosedPayment => "paid to a closed payment's address after its late window",
-            ReceiptCause::NoPayment => "paid to an address no payment of this appliance owns (used before it)",
+            ReceiptCause::ClosedPayment => {
+                "paid to a closed payment's address after its late window"
+            }
+            ReceiptCause::NoPayment => {
+                "paid to an address no payment of this appliance owns (used before it)"
+            }
             ReceiptCause::Change => "paid to a change address from outside the wallet",
         }
     }
@@ -113,19 +117,35 @@ impl ReceiptTotals {
     }
 }
 
+/// Where the appliance's watch began (the first scan, or the first start with receipts):
+/// what the wallet knew by then is history, not news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Floor {
+    /// Transactions confirmed at or below this height predate the watch.
+    pub height: u32,
+    /// Unix seconds: unconfirmed transactions first seen by then predate the watch too.
+    pub at: u64,
+}
+
+impl Floor {
+    /// True for a transaction the wallet knew before its watch began.
+    pub fn predates(&self, height: Option<u32>, first_seen: Option<u64>) -> bool {
+        height.is_some_and(|h| h <= self.height) || first_seen.is_some_and(|t| t <= self.at)
+    }
+}
+
 /// Whether an output that no open payment counts is a receipt, and why.
 ///
-/// `floor`: history confirmed at or below it predates the appliance's watch (the first
-/// scan's tip). `owner`: for a receive address, the payment it belongs to and whether that
-/// payment counted this transaction.
+/// `predates`: the wallet knew the transaction before the appliance's watch began (see
+/// [`Floor`]). `owner`: for a receive address with a payment, whether that payment
+/// counted this transaction.
 pub fn classify(
     change: bool,
     from_outside: bool,
-    height: Option<u32>,
-    floor: u32,
+    predates: bool,
     owner: Option<bool>,
 ) -> Option<ReceiptCause> {
-    if height.is_some_and(|h| h <= floor) {
+    if predates {
         return None;
     }
     if change {
@@ -162,27 +182,37 @@ mod tests {
     }
 
     #[test]
-    fn classification_follows_the_address_and_the_floor() {
-        // History the first scan found is not news.
-        assert_eq!(classify(false, true, Some(100), 100, None), None);
+    fn the_floor_separates_history_from_news() {
+        let f = Floor {
+            height: 100,
+            at: 1_000,
+        };
+        assert!(f.predates(Some(100), None));
+        assert!(!f.predates(Some(101), None));
+        // In the mempool when the scan ran, confirmed later: still history.
+        assert!(f.predates(Some(105), Some(999)));
+        assert!(f.predates(None, Some(1_000)));
+        assert!(!f.predates(None, Some(1_001)));
+        assert!(!f.predates(None, None));
+    }
+
+    #[test]
+    fn classification_follows_the_address() {
+        assert_eq!(classify(false, true, true, None), None);
         assert_eq!(
-            classify(false, true, Some(101), 100, None),
-            Some(ReceiptCause::NoPayment)
-        );
-        assert_eq!(
-            classify(false, true, None, 100, None),
+            classify(false, true, false, None),
             Some(ReceiptCause::NoPayment)
         );
         // A closed payment's own transactions are counted; others are receipts.
-        assert_eq!(classify(false, true, None, 0, Some(true)), None);
+        assert_eq!(classify(false, true, false, Some(true)), None);
         assert_eq!(
-            classify(false, true, None, 0, Some(false)),
+            classify(false, true, false, Some(false)),
             Some(ReceiptCause::ClosedPayment)
         );
         // Change from the wallet's own spend is not a receipt; from outside it is.
-        assert_eq!(classify(true, false, None, 0, None), None);
+        assert_eq!(classify(true, false, false, None), None);
         assert_eq!(
-            classify(true, true, None, 0, None),
+            classify(true, true, false, None),
             Some(ReceiptCause::Change)
         );
     }

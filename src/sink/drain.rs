@@ -242,7 +242,12 @@ impl Drain {
         if *self.last_receipts.lock().expect("sink receipts lock") == Some(version) {
             return Ok(());
         }
-        let rows: Vec<ReceiptRow> = self.store.receipts()?.iter().map(ReceiptRow::from).collect();
+        let rows: Vec<ReceiptRow> = self
+            .store
+            .receipts()?
+            .iter()
+            .map(ReceiptRow::from)
+            .collect();
         if !rows.is_empty() {
             let json = serde_json::to_string(&rows).expect("rows serialize to JSON");
             tokio::time::timeout(WRITE_TIMEOUT, client.execute(RECEIPT_UPSERT_SQL, &[&json]))

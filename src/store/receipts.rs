@@ -5,10 +5,9 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::tables::{META, RECEIPTS};
 use super::{DbResultExt, Store, StoreError, decode, encode};
-use crate::payments::receipt::Receipt;
+use crate::payments::receipt::{Floor, Receipt};
 
-/// META key: history confirmed at or below this height was there before the appliance
-/// watched the address (the first scan's tip), so it is not a receipt.
+/// META key of the [`Floor`]: what the wallet knew when its watch began is not a receipt.
 pub const RECEIPTS_FLOOR_KEY: &str = "receipts_floor";
 /// META key: bumped with every receipt write, so the sink knows when to mirror them.
 const RECEIPTS_VERSION_KEY: &str = "receipts_version";
@@ -47,13 +46,20 @@ impl Store {
 
     /// One receipt by `txid:vout`.
     pub fn receipt(&self, outpoint: &str) -> Result<Option<Receipt>, StoreError> {
-        Ok(self.receipts()?.into_iter().find(|r| r.outpoint == outpoint))
+        Ok(self
+            .receipts()?
+            .into_iter()
+            .find(|r| r.outpoint == outpoint))
     }
 
-    /// The receipts floor (see [`RECEIPTS_FLOOR_KEY`]); `None` until it is set.
-    pub fn receipts_floor(&self) -> Result<Option<u32>, StoreError> {
-        self.meta_u64(RECEIPTS_FLOOR_KEY)
-            .map(|v| v.map(|h| u32::try_from(h).unwrap_or(u32::MAX)))
+    /// The receipts floor; `None` until it is set.
+    pub fn receipts_floor(&self) -> Result<Option<Floor>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(META).db("open meta")?;
+        t.get(RECEIPTS_FLOOR_KEY)
+            .db("read meta")?
+            .map(|v| decode("receipts floor", v.value()))
+            .transpose()
     }
 
     /// Changes every time a receipt is written.
@@ -72,8 +78,8 @@ impl Store {
 }
 
 /// The META entry that sets the receipts floor.
-pub fn receipts_floor_entry(height: u32) -> (&'static str, Vec<u8>) {
-    (RECEIPTS_FLOOR_KEY, encode(&u64::from(height)))
+pub fn receipts_floor_entry(floor: Floor) -> (&'static str, Vec<u8>) {
+    (RECEIPTS_FLOOR_KEY, encode(&floor))
 }
 
 /// Applies receipt writes inside the batch's transaction. An assignment of an unknown

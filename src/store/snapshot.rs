@@ -212,7 +212,7 @@ mod tests {
         let dest = dir.path().join("snap.redb");
         let info = store.snapshot_to(&dest).unwrap();
         assert_eq!(info.tables["audit_log"], 1);
-        assert_eq!(info.tables.len(), 13);
+        assert_eq!(info.tables.len(), 14);
         // The snapshot is a complete store of its own.
         let copy = Store::open(&dest).unwrap();
         assert_eq!(copy.audit_log(10).unwrap()[0].detail, "row");

@@ -239,6 +239,8 @@ pub struct OutputSeen {
     pub value_sat: u64,
     /// Confirmation height, `None` in the mempool.
     pub height: Option<u32>,
+    /// Unix seconds when the wallet first saw the transaction unconfirmed.
+    pub first_seen: Option<u64>,
     /// None of the transaction's inputs spends a coin of the wallet: money from outside,
     /// not the wallet's own change.
     pub from_outside: bool,
@@ -269,6 +271,7 @@ pub fn outputs_at(wallet: &Wallet, keys: &[Key]) -> Vec<OutputSeen> {
                     view::Position::Confirmed(h) => Some(h),
                     view::Position::Unconfirmed => None,
                 },
+                first_seen: graph.get_tx_node(op.txid).and_then(|n| n.first_seen),
                 from_outside,
             });
         }

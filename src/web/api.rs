@@ -402,7 +402,9 @@ async fn assign_receipt(
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
-                format!("malformed JSON body: {e}; send {{\"payment_id\": \"pay_…\", \"note\": \"…\"}}"),
+                format!(
+                    "malformed JSON body: {e}; send {{\"payment_id\": \"pay_…\", \"note\": \"…\"}}"
+                ),
             );
         }
     };
