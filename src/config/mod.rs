@@ -150,6 +150,9 @@ pub mod keys {
     pub const ELECTRUM_TIMEOUT_SECS: &str = "SNAKKAZ_PAY_ELECTRUM_TIMEOUT_SECS";
     /// Session cost (ElectrumX units) background Electrum work may reach; 0 = unlimited.
     pub const ELECTRUM_COST_BUDGET: &str = "SNAKKAZ_PAY_ELECTRUM_COST_BUDGET";
+    /// `true` lets a mainnet appliance use plain `tcp://` to a server off this box, whose
+    /// answers anyone on the path can rewrite.
+    pub const ACCEPT_UNAUTHENTICATED_SERVER: &str = "SNAKKAZ_PAY_ACCEPT_UNAUTHENTICATED_SERVER";
     /// Age (s) of the detection backlog that makes the appliance report itself degraded.
     pub const DETECTION_BACKLOG_ALERT_SECS: &str = "SNAKKAZ_PAY_DETECTION_BACKLOG_ALERT_SECS";
     /// Unused addresses in a row that end the first chain scan.
@@ -211,7 +214,7 @@ pub mod keys {
     pub const ELECTRUM_RPC_PASSWORD_FILE: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_PASSWORD_FILE";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 51] = [
+    pub const ALL: [&str; 52] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -234,6 +237,7 @@ pub mod keys {
         AUTO_COMPLETE_DEPTH,
         ELECTRUM_TIMEOUT_SECS,
         ELECTRUM_COST_BUDGET,
+        ACCEPT_UNAUTHENTICATED_SERVER,
         DETECTION_BACKLOG_ALERT_SECS,
         SCAN_STOP_GAP,
         LOG,
@@ -297,6 +301,8 @@ pub struct Config {
     pub electrum_timeout: Duration,
     /// Session cost background Electrum work may reach (ElectrumX units); 0 = unlimited.
     pub electrum_cost_budget: u64,
+    /// The operator accepts plain TCP to a remote server on mainnet.
+    pub accept_unauthenticated_server: bool,
     /// Age of the detection backlog at which detection is reported degraded.
     pub detection_backlog_alert: Duration,
     /// Unused addresses in a row that end the first chain scan.
@@ -463,6 +469,34 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         descriptor::validate_pair(&descriptor_raw, change_raw.as_ref(), network)?;
 
     let servers = servers(layers, enabled)?;
+    let accept_unauthenticated_server = layers
+        .parse(keys::ACCEPT_UNAUTHENTICATED_SERVER, parse_bool)?
+        .unwrap_or(false);
+    if network == Network::Bitcoin
+        && !accept_unauthenticated_server
+        && let Some(s) = servers.iter().find(|s| !s.tls && !is_loopback_host(&s.host))
+    {
+        let problem = format!(
+            "{s} is plain tcp:// to another host on mainnet: anyone on the path can rewrite what the server says; use tls (ssl://), a server on this box, or set {}=true to accept it",
+            keys::ACCEPT_UNAUTHENTICATED_SERVER
+        );
+        // Name the key the server came from: the primary's protocol, or the list.
+        let from_list = layers
+            .get(keys::ELECTRUM_HOST)?
+            .is_none_or(|h| h.text.trim() != s.host);
+        let key = if from_list {
+            keys::ELECTRUM_SERVERS
+        } else {
+            keys::ELECTRUM_PROTOCOL
+        };
+        return Err(match layers.get(key)? {
+            Some(raw) => raw.invalid(problem),
+            None => ConfigError::Invalid {
+                origin: Origin::Env(key),
+                problem,
+            },
+        });
+    }
     let min_confirmations = layers
         .parse(keys::MIN_CONFIRMATIONS, |r| {
             parse_in(r, MIN_CONFIRMATIONS_RANGE, "")
@@ -555,6 +589,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         check_interval: Duration::from_millis(check_interval_ms),
         electrum_timeout: Duration::from_secs(electrum_timeout),
         electrum_cost_budget,
+        accept_unauthenticated_server,
         detection_backlog_alert: Duration::from_secs(detection_backlog_alert),
         scan_stop_gap,
         min_confirmations,
@@ -852,6 +887,15 @@ fn check_host(host: &str) -> Result<(), String> {
     } else {
         Err(format!("{host:?} is not a host name or IP address"))
     }
+}
+
+/// A host name that can only be this box.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `tcp://host:port` or `ssl://host:port` (IPv6 in brackets); the port defaults by scheme.

@@ -80,6 +80,12 @@ pub(super) fn to_toml(c: &Config) -> String {
         "",
     );
     w.value(
+        keys::ACCEPT_UNAUTHENTICATED_SERVER,
+        "true lets mainnet use plain tcp:// to a server off this box (its answers can be rewritten on the way)",
+        Some(c.accept_unauthenticated_server.to_string()),
+        "",
+    );
+    w.value(
         keys::SCAN_STOP_GAP,
         "unused addresses in a row that end the first scan for addresses used before; 0 = never used, no scan",
         Some(c.scan_stop_gap.to_string()),

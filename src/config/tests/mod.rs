@@ -369,3 +369,50 @@ fn electrum_server_display() {
     assert_eq!(s("10.0.0.1", 50001, false), "tcp://10.0.0.1:50001");
     assert_eq!(s("::1", 1, false), "tcp://[::1]:1");
 }
+
+#[test]
+fn mainnet_refuses_plain_tcp_to_another_host_unless_accepted() {
+    let main_desc = format!("wpkh({}/0/*)", xpub(NetworkKind::Main));
+    let mainnet = [
+        (keys::NETWORK, "bitcoin"),
+        (keys::DESCRIPTOR, main_desc.as_str()),
+    ];
+    let with = |extra: &[(&str, &str)]| {
+        let mut v = mainnet.to_vec();
+        v.extend_from_slice(extra);
+        load("", &v)
+    };
+    let e = with(&[(keys::ELECTRUM_PROTOCOL, "tcp")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "ELECTRUM_PROTOCOL: tcp://electrum.example:50001 is plain tcp:// to another host on mainnet: anyone on the path can rewrite what the server says; use tls (ssl://), a server on this box, or set SNAKKAZ_PAY_ACCEPT_UNAUTHENTICATED_SERVER=true to accept it"
+    );
+    // A plain failover entry is named by its own key.
+    let e = with(&[(keys::ELECTRUM_SERVERS, "tcp://b.example:50001")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("SNAKKAZ_PAY_ELECTRUM_SERVERS"), "{e}");
+    // TLS, a server on this box, or the operator's explicit acceptance are fine.
+    assert!(with(&[]).is_ok(), "TLS is the default");
+    for host in ["127.0.0.1", "localhost", "::1"] {
+        assert!(
+            with(&[
+                (keys::ELECTRUM_HOST, host),
+                (keys::ELECTRUM_PROTOCOL, "tcp")
+            ])
+            .is_ok(),
+            "{host}"
+        );
+    }
+    assert!(
+        with(&[
+            (keys::ELECTRUM_PROTOCOL, "tcp"),
+            (keys::ACCEPT_UNAUTHENTICATED_SERVER, "true")
+        ])
+        .is_ok()
+    );
+    // Test networks keep plain TCP (the devnet, a private signet).
+    assert!(load("", &[(keys::ELECTRUM_PROTOCOL, "tcp")]).is_ok());
+}

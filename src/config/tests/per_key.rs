@@ -193,6 +193,14 @@ fn key_cases() -> Vec<KeyCase> {
             invalid: Some(("-1", r#""-1" is not a whole number"#)),
         },
         KeyCase {
+            key: keys::ACCEPT_UNAUTHENTICATED_SERVER,
+            show: |c| c.accept_unauthenticated_server.to_string(),
+            default: "false",
+            env: ("true", "true"),
+            toml: ("true", "true"),
+            invalid: Some(("maybe", r#""maybe" is not a boolean (true or false)"#)),
+        },
+        KeyCase {
             key: keys::SCAN_STOP_GAP,
             show: |c| c.scan_stop_gap.to_string(),
             default: "100",
