@@ -401,9 +401,7 @@ impl Processor {
                 // Addresses the scan found used stay watched: new money there is a receipt.
                 let revealed: Vec<(Key, bdk_wallet::bitcoin::ScriptBuf)> = {
                     let w = self.app.wallet.lock().expect("wallet lock");
-                    w.spk_index()
-                        .revealed_spks(..)
-                        .collect()
+                    w.spk_index().revealed_spks(..).collect()
                 };
                 for (k, spk) in revealed {
                     self.send(ChainCommand::Watch(k, spk));

@@ -474,7 +474,9 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         .unwrap_or(false);
     if network == Network::Bitcoin
         && !accept_unauthenticated_server
-        && let Some(s) = servers.iter().find(|s| !s.tls && !is_loopback_host(&s.host))
+        && let Some(s) = servers
+            .iter()
+            .find(|s| !s.tls && !is_loopback_host(&s.host))
     {
         let problem = format!(
             "{s} is plain tcp:// to another host on mainnet: anyone on the path can rewrite what the server says; use tls (ssl://), a server on this box, or set {}=true to accept it",

@@ -49,7 +49,7 @@ pub enum StoreError {
     },
     /// The file exists but was not written by snakkaz-pay.
     #[error(
-        "{path} is not a snakkaz-pay database (no snakkaz-pay header); check ELECTRUM_WALLET_PATH"
+        "{path} is not a snakkaz-pay database (another program's file); check ELECTRUM_WALLET_PATH, it was left untouched"
     )]
     Foreign {
         /// The file.
@@ -92,6 +92,16 @@ pub enum StoreError {
         expected: u64,
         /// Version in the store.
         found: u64,
+    },
+    /// The file cannot be used as it is; `hint` says what to do.
+    #[error("database {path}: {problem}; {hint}")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do.
+        hint: &'static str,
     },
     /// A record the change refers to does not exist.
     #[error("{what} not found")]
@@ -250,28 +260,28 @@ impl Store {
                 source: Arc::new(redb::Error::Io(e)),
             })?;
         }
-        let existed = path.exists();
-        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                return Err(StoreError::Unusable {
+                    path: path.to_owned(),
+                    problem: "is a directory".into(),
+                    hint: "ELECTRUM_WALLET_PATH names the database file itself, e.g. a payments.redb inside that directory",
+                });
+            }
+            // An empty file is what an older version's interrupted first start left.
+            Ok(m) if m.len() == 0 => {
+                tracing::warn!(path = %path.display(), "the database file is empty (an interrupted first start); creating it");
+                std::fs::remove_file(path).map_err(io_failure(path, "remove the empty file"))?;
+                create_fresh(path)?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_fresh(path)?,
+            Err(e) => return Err(open_failure(path, &e)),
+        }
+        precheck(path)?;
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).open(path) {
             Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::Locked {
-                    path: path.to_owned(),
-                });
-            }
-            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
-                if e.kind() == std::io::ErrorKind::WouldBlock =>
-            {
-                return Err(StoreError::Locked {
-                    path: path.to_owned(),
-                });
-            }
-            Err(e) if existed => {
-                tracing::debug!(error = %e, "redb refused the file");
-                return Err(StoreError::Foreign {
-                    path: path.to_owned(),
-                });
-            }
-            Err(e) => return Err(db_err("open")(e.into())),
+            Err(e) => return Err(classify_open_error(path, e)),
         };
         restrict_permissions(path);
         let db = Arc::new(db);
@@ -562,6 +572,176 @@ fn merged_changeset(t: &impl ReadableTable<u64, &'static [u8]>) -> Result<Change
         merged.merge(cs);
     }
     Ok(merged)
+}
+
+/// Creates an initialised database under a temporary name and renames it into place, so
+/// a crash during the first start leaves either no file or a complete one, never a file
+/// the next start cannot open.
+fn create_fresh(path: &Path) -> Result<(), StoreError> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "db".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.creating"));
+    // A previous first start died here: that file never held data.
+    let _absent_is_fine = std::fs::remove_file(&tmp);
+    let io = |op| io_failure(path, op);
+    {
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&tmp)
+            .map_err(|e| classify_open_error(path, e))?;
+        init_or_check(&db, path)?;
+    }
+    restrict_permissions(&tmp);
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io("sync the new database"))?;
+    std::fs::rename(&tmp, path).map_err(io("move the new database into place"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|f| f.sync_all())
+            .map_err(io("sync the database directory"))?;
+    }
+    Ok(())
+}
+
+fn io_failure<'a>(path: &'a Path, op: &'static str) -> impl Fn(std::io::Error) -> StoreError + 'a {
+    move |e| match open_failure(path, &e) {
+        StoreError::Db { .. } => StoreError::Db {
+            op,
+            source: Arc::new(redb::Error::Io(e)),
+        },
+        named => named,
+    }
+}
+
+/// An I/O error of opening or creating the file, named for the operator.
+fn open_failure(path: &Path, e: &std::io::Error) -> StoreError {
+    use std::io::ErrorKind as K;
+    let (problem, hint) = match e.kind() {
+        K::PermissionDenied => (
+            "permission denied",
+            "the service user must own the file and its directory (chown snakkaz-pay:snakkaz-pay; mode 0600)",
+        ),
+        K::ReadOnlyFilesystem => (
+            "is on a read-only file system",
+            "put ELECTRUM_WALLET_PATH on the data partition, or remount it read-write",
+        ),
+        K::StorageFull | K::QuotaExceeded => (
+            "the disk is full",
+            "free space on the data partition; nothing was changed",
+        ),
+        K::WouldBlock => {
+            return StoreError::Locked {
+                path: path.to_owned(),
+            };
+        }
+        _ => {
+            return StoreError::Db {
+                op: "open",
+                source: Arc::new(redb::Error::Io(std::io::Error::new(
+                    e.kind(),
+                    e.to_string(),
+                ))),
+            };
+        }
+    };
+    StoreError::Unusable {
+        path: path.to_owned(),
+        problem: problem.into(),
+        hint,
+    }
+}
+
+/// Looks at an existing file without writing to it: a file we must refuse (someone
+/// else's, a newer schema, damaged) is left exactly as it was. A file that needs redb's
+/// recovery after a crash cannot be read this way; the read-write open repairs it and
+/// `init_or_check` decides.
+fn precheck(path: &Path) -> Result<(), StoreError> {
+    let ro = match Database::builder().open_read_only(path) {
+        Ok(ro) => ro,
+        Err(redb::DatabaseError::RepairAborted) => return Ok(()),
+        Err(e) => return Err(classify_open_error(path, e)),
+    };
+    let rtx = ro.begin_read().db("begin read")?;
+    let meta = match rtx.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            // No tables at all: an empty redb file an interrupted first start of an
+            // older version left; anything else is someone else's.
+            let empty = rtx.list_tables().db("list tables")?.next().is_none();
+            return if empty {
+                Ok(())
+            } else {
+                Err(StoreError::Foreign {
+                    path: path.to_owned(),
+                })
+            };
+        }
+        Err(e) => return Err(e).db("open meta"),
+    };
+    let app = meta.get("app").db("read meta")?.map(|v| v.value().to_vec());
+    if app.as_deref() != Some(APP_MAGIC) {
+        return Err(StoreError::Foreign {
+            path: path.to_owned(),
+        });
+    }
+    let found = meta
+        .get("schema_version")
+        .db("read meta")?
+        .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+        .ok_or_else(|| StoreError::Foreign {
+            path: path.to_owned(),
+        })?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// The first bytes of every redb file.
+const REDB_MAGIC: &[u8] = &[b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Names why redb refused an existing file: ours but damaged, someone else's, in use, or
+/// an I/O failure.
+fn classify_open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
+            StoreError::Locked {
+                path: path.to_owned(),
+            }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if !matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            open_failure(path, &io)
+        }
+        other => {
+            tracing::debug!(error = %other, "redb refused the file");
+            let mut head = [0u8; 9];
+            let is_redb = std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok_and(|()| head == REDB_MAGIC);
+            if is_redb {
+                StoreError::Unusable {
+                    path: path.to_owned(),
+                    problem: format!("is damaged or truncated ({other})"),
+                    hint: "keep the file for analysis, move it aside and restore the latest backup (snakkaz-pay restore); a new empty database would forget the payments",
+                }
+            } else {
+                StoreError::Foreign {
+                    path: path.to_owned(),
+                }
+            }
+        }
+    }
 }
 
 /// redb's page cache. Its default (1 GiB) would let a long-running daemon grow with the

@@ -264,3 +264,92 @@ fn database_file_is_private() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// Opens, waiting for the previous store's writer thread to release the file.
+fn reopen(path: &std::path::Path) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(path) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            r => return r,
+        }
+    }
+}
+
+#[test]
+fn open_errors_say_what_is_wrong_and_a_refused_start_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // A directory where the file should be.
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+
+    // Someone else's file, a newer schema and a truncated database are refused, and
+    // left exactly as they were.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, b"this is a text file, not a database").unwrap();
+    let newer = dir.path().join("newer.redb");
+    {
+        let db = redb::Database::create(&newer).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut m = w.open_table(tables::META).unwrap();
+            m.insert("app", tables::APP_MAGIC).unwrap();
+            m.insert("schema_version", 99u64.to_le_bytes().as_slice())
+                .unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let truncated = dir.path().join("truncated.redb");
+    {
+        let s = Store::open(&truncated).unwrap();
+        create(&s, &payment(1, "r"));
+    }
+    drop(reopen(&truncated).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let len = std::fs::metadata(&truncated).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&truncated)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    for (path, expected) in [
+        (&text, "another program's file"),
+        (&newer, "upgrade snakkaz-pay"),
+        (&truncated, "is damaged or truncated"),
+    ] {
+        let before = std::fs::read(path).unwrap();
+        let err = reopen(path).unwrap_err().to_string();
+        assert!(err.contains(expected), "{}: {err}", path.display());
+        assert!(
+            !err.contains("new ELECTRUM_WALLET_PATH"),
+            "never the advice to start over: {err}"
+        );
+        assert!(
+            std::fs::read(path).unwrap() == before,
+            "{} must be left unchanged",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_first_start_never_leaves_an_unopenable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a kill during creation can leave: the temporary file, or (older versions) an
+    // empty database file.
+    let path = dir.path().join("db.redb");
+    std::fs::write(dir.path().join(".db.redb.creating"), b"half").unwrap();
+    let s = Store::open(&path).unwrap();
+    create(&s, &payment(1, "r"));
+    assert!(!dir.path().join(".db.redb.creating").exists());
+    drop(s);
+
+    let empty = dir.path().join("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    let s = Store::open(&empty).unwrap();
+    assert_eq!(s.last_seq().unwrap(), 0);
+}

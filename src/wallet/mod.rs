@@ -26,7 +26,7 @@ pub enum WalletError {
     Descriptor(String),
     /// The database holds a wallet for other descriptors or another network.
     #[error(
-        "the database belongs to a different wallet: {0}; use the descriptors and network it was created with, or a new ELECTRUM_WALLET_PATH"
+        "the database belongs to a different wallet: {0}; start with the descriptors and network it was created with (this file holds that wallet's payments: keep it); a different wallet needs its own ELECTRUM_WALLET_PATH"
     )]
     Mismatch(String),
     /// Reading or writing the store failed.
