@@ -14,6 +14,7 @@ use bdk_electrum::electrum_client::{ElectrumApi, raw_client::RawClient};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
+use super::verified::{Guard, Verified};
 use super::{ChainError, Server};
 
 /// Longest line (one JSON-RPC message) accepted from a server. The largest honest answer
@@ -106,7 +107,7 @@ impl<S: Write> Write for Bounded<S> {
 pub type Stream = Bounded<Socket>;
 
 /// The Electrum client type used everywhere.
-pub type Client = BdkElectrumClient<RawClient<Stream>>;
+pub type Client = BdkElectrumClient<Verified<RawClient<Stream>>>;
 
 /// An open session: the client and a second handle on its socket, used only to wait for
 /// the server to push something without sending a request.
@@ -144,6 +145,7 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ChainErro
 pub fn connect(
     server: &Server,
     tls: &Arc<ClientConfig>,
+    guard: &Arc<Guard>,
     timeout: Duration,
 ) -> Result<Conn, ChainError> {
     let fail = |detail: String| ChainError::Connect {
@@ -193,7 +195,7 @@ pub fn connect(
     raw.protocol_version()
         .map_err(|e| fail(format!("protocol negotiation failed: {e}")))?;
     Ok(Conn {
-        client: BdkElectrumClient::new(raw),
+        client: BdkElectrumClient::new(Verified::new(raw, guard.clone())),
         socket,
         timeout,
     })

@@ -11,7 +11,9 @@
 
 mod budget;
 mod conn;
+pub mod headers;
 mod status;
+mod verified;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -305,10 +307,12 @@ pub fn probe(
     timeout: Duration,
 ) -> Result<u32, ChainError> {
     let tls = conn::tls_config(ca_file)?;
-    let c = conn::connect(server, &tls, timeout)?;
+    // A probe checks that the server answers, not what it says: no header chain.
+    let guard = verified::Guard::new(bdk_wallet::bitcoin::Network::Bitcoin, Vec::new());
+    let c = conn::connect(server, &tls, &guard, timeout)?;
     let h = req(
         "headers subscribe",
-        c.client.inner.block_headers_subscribe(),
+        c.client.inner.inner.block_headers_subscribe(),
     )?;
     Ok(h.height as u32)
 }

@@ -100,6 +100,8 @@ fn by_priority(mut keys: Vec<Key>) -> Vec<Key> {
 pub(super) struct Worker {
     settings: ChainSettings,
     tls: Arc<rustls::ClientConfig>,
+    /// The verified header chain, shared by every session to every server.
+    guard: Arc<super::verified::Guard>,
     wallet: Arc<Mutex<Wallet>>,
     watched: BTreeMap<Key, ScriptBuf>,
     /// The status each script's delivered chain data matches (absent: no history).
@@ -128,9 +130,24 @@ impl Worker {
             .iter()
             .filter_map(|(k, w)| w.status.clone().map(|s| (*k, s)))
             .collect();
+        let guard = {
+            let w = wallet.lock().expect("wallet lock");
+            // The wallet's blocks near its tip, lowest first: the first server's chain
+            // must contain one of them.
+            let tip = w.local_chain().tip().height();
+            let mut blocks: Vec<_> = w
+                .local_chain()
+                .iter_checkpoints()
+                .take_while(|cp| tip - cp.height() <= super::headers::MAX_REORG)
+                .map(|cp| (cp.height(), cp.hash()))
+                .collect();
+            blocks.reverse();
+            super::verified::Guard::new(w.network(), blocks)
+        };
         Worker {
             settings,
             tls,
+            guard,
             wallet,
             watched: watched.into_iter().map(|(k, w)| (k, w.spk)).collect(),
             known,
@@ -244,7 +261,7 @@ impl Worker {
     }
 
     fn session(&mut self, server: &Server, sessions: &mut u64, served: &mut bool) -> Exit {
-        let c = match conn::connect(server, &self.tls, self.settings.timeout) {
+        let c = match conn::connect(server, &self.tls, &self.guard, self.settings.timeout) {
             Ok(c) => c,
             Err(e) => return Exit::Unreachable(e),
         };
