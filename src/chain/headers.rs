@@ -209,7 +209,7 @@ fn difficulty_follows(
         return true;
     }
     let interval = (params.pow_target_timespan / params.pow_target_spacing) as u32;
-    if height % interval != 0 {
+    if !height.is_multiple_of(interval) {
         return h.bits == prev.bits;
     }
     let t: Target = h.target();
