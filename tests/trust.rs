@@ -140,3 +140,57 @@ fn a_completed_payment_whose_money_leaves_the_chain_stays_a_problem_until_acknow
         s["healthy"] == true
     });
 }
+
+/// A rewriting proxy of ours (`common::lying_proxy`) stands in for a lying server or a
+/// man in the middle: no real ElectrumX lies on demand.
+#[test]
+fn a_server_that_rewrites_a_header_or_a_merkle_proof_cannot_confirm_a_payment() {
+    use common::lying_proxy::{Lie, LyingProxy};
+    let devnet = common::devnet::Devnet::start();
+    let proxy = LyingProxy::start(devnet.electrum_tcp_port());
+    let dir = tempfile::tempdir().unwrap();
+    let env = common::appliance::base_env(dir.path(), "127.0.0.1", proxy.port, false);
+    let app = Appliance::start(dir.path(), env);
+    app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
+        s["electrum"]["connected"] == true
+    });
+    for (round, lie) in [Lie::Header, Lie::Merkle].into_iter().enumerate() {
+        let p = app.create_payment(70_000, &format!("lied-about-{round}"), None);
+        let id = p["id"].as_str().unwrap().to_owned();
+        devnet.pay(p["address"].as_str().unwrap(), 70_000);
+        app.wait_payment(&id, Duration::from_secs(30), "seen in the mempool", |v| {
+            status(v) == "unconfirmed"
+        });
+
+        // The block with the payment (and one on top, for the two confirmations asked
+        // for) arrives through a proxy that lies about it.
+        proxy.lie(lie, devnet.tip_height() + 1);
+        devnet.mine(2);
+        let st = app.wait_status(Duration::from_secs(60), "the lying server dropped", |s| {
+            s["electrum"]["connected"] == false
+                && s["electrum"]["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("not using this server"))
+        });
+        assert_eq!(st["healthy"], false, "{st}");
+        std::thread::sleep(Duration::from_secs(3));
+        let (_, during) = app.get(&format!("/api/payments/{id}"));
+        assert_eq!(status(&during), "unconfirmed", "{lie:?}: {during}");
+        assert!(
+            proxy.rewritten.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the proxy did lie"
+        );
+        assert!(
+            app.log().contains("not using this server"),
+            "{lie:?}: the refusal is logged:\n{}",
+            app.log_tail()
+        );
+
+        // Honest again: the same payment confirms with verified data.
+        proxy.lie(Lie::Honest, 0);
+        let after = app.wait_payment(&id, Duration::from_secs(90), "confirmed", |v| {
+            status(v) == "confirmed"
+        });
+        assert_eq!(after["received_sat"], 70_000);
+    }
+}

@@ -6,6 +6,7 @@ pub mod appliance;
 pub mod browser;
 pub mod devnet;
 pub mod electrum;
+pub mod lying_proxy;
 pub mod postgres;
 
 use std::time::{Duration, Instant};
