@@ -194,3 +194,44 @@ fn a_server_that_rewrites_a_header_or_a_merkle_proof_cannot_confirm_a_payment() 
         assert_eq!(after["received_sat"], 70_000);
     }
 }
+
+/// Our proxy answers transactions and histories with garbage (no real server does).
+#[test]
+fn a_server_that_answers_garbage_neither_crashes_nor_spins_the_daemon() {
+    use common::lying_proxy::{Lie, LyingProxy};
+    let devnet = common::devnet::Devnet::start();
+    let proxy = LyingProxy::start(devnet.electrum_tcp_port());
+    let dir = tempfile::tempdir().unwrap();
+    let env = common::appliance::base_env(dir.path(), "127.0.0.1", proxy.port, false);
+    let app = Appliance::start(dir.path(), env);
+    app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
+        s["electrum"]["connected"] == true
+    });
+    let p = app.create_payment(20_000, "garbage-in", None);
+    let id = p["id"].as_str().unwrap().to_owned();
+    proxy.lie(Lie::Garbage, 0);
+    devnet.pay(p["address"].as_str().unwrap(), 20_000);
+    app.wait_status(Duration::from_secs(30), "the garbage refused", |s| {
+        s["electrum"]["last_error"].is_string()
+    });
+    // CPU used over a few seconds of garbage: backoff, not a busy loop.
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let pid = app.pid().unwrap();
+    let ticks = 100; // USER_HZ
+    let before = cpu(pid);
+    std::thread::sleep(Duration::from_secs(5));
+    let used = cpu(pid) - before;
+    assert!(used < 5 * ticks / 2, "{used} ticks of CPU in 5 s: the daemon spins");
+    let (code, v) = app.get(&format!("/api/payments/{id}"));
+    assert_eq!(code, 200, "still serving");
+    assert_eq!(status(&v), "pending", "garbage never counts as money: {v}");
+
+    proxy.lie(Lie::Honest, 0);
+    app.wait_payment(&id, Duration::from_secs(90), "seen once the server is sane", |v| {
+        status(v) == "unconfirmed"
+    });
+}

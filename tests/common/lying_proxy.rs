@@ -21,6 +21,8 @@ pub enum Lie {
     Header = 1,
     /// Rewrite every merkle proof.
     Merkle = 2,
+    /// Answer transactions and histories with garbage.
+    Garbage = 3,
 }
 
 /// A running proxy; stops accepting when dropped.
@@ -231,6 +233,14 @@ fn rewrite(
                 return 1;
             }
             0
+        }
+        (l, "blockchain.transaction.get") if l == Lie::Garbage as u8 => {
+            *result = Value::String("0badc0de".into());
+            1
+        }
+        (l, "blockchain.scripthash.get_history") if l == Lie::Garbage as u8 => {
+            *result = serde_json::json!([{"tx_hash": "zz", "height": "high"}, 7]);
+            1
         }
         _ => 0,
     }
