@@ -3,7 +3,7 @@
 use super::*;
 use crate::payments::{Event, Flags, Payment, Status};
 
-fn payment(seq: u64, reference: &str) -> Payment {
+pub(super) fn payment(seq: u64, reference: &str) -> Payment {
     Payment {
         id: format!("pay_{seq:032x}"),
         seq,
@@ -27,7 +27,7 @@ fn payment(seq: u64, reference: &str) -> Payment {
     }
 }
 
-fn created(p: &Payment) -> Event {
+pub(super) fn created(p: &Payment) -> Event {
     Event {
         at: p.created_at,
         from: None,

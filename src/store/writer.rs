@@ -156,47 +156,66 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>, outbox: Arc<AtomicBool>) {
     }
 }
 
-fn commit_group(db: &Database, group: Vec<Job>, outbox: bool) {
-    let wtx = match db.begin_write().db("begin write") {
-        Ok(w) => w,
-        Err(e) => {
-            for job in group {
-                job.reply.send(Err(e.clone()));
+/// Commits a group of jobs in one transaction. A job that fails is left out whole: the
+/// transaction is abandoned and the group runs again without it, so no job's writes land
+/// in part (a job can fail after writing some tables, e.g. a conflict found late).
+fn commit_group(db: &Database, mut group: Vec<Job>, outbox: bool) {
+    loop {
+        let wtx = match db.begin_write().db("begin write") {
+            Ok(w) => w,
+            Err(e) => {
+                for job in group {
+                    job.reply.send(Err(e.clone()));
+                }
+                return;
             }
-            return;
-        }
-    };
-    let mut results = Vec::with_capacity(group.len());
-    let mut wallet = ChangeSet::default();
-    for job in &group {
-        // A failed job must leave no partial writes: each runs under a savepoint-free
-        // validate-then-write order, and a failure aborts only that job's result.
-        let r = apply(&wtx, &job.batch, outbox);
-        if r.is_ok()
-            && let Some(cs) = &job.batch.wallet
-        {
-            wallet.merge(cs.clone());
-        }
-        results.push(r);
-    }
-    let committed = (|| {
-        if !wallet.is_empty() {
-            let mut t = wtx.open_table(WALLET).db("open wallet")?;
-            let next = t
-                .last()
-                .db("read wallet")?
-                .map_or(0, |(k, _)| k.value() + 1);
-            t.insert(next, encode(&wallet).as_slice())
-                .db("write wallet")?;
-        }
-        wtx.commit().db("commit")
-    })();
-    for (job, r) in group.into_iter().zip(results) {
-        let r = match &committed {
-            Ok(()) => r,
-            Err(e) => Err(e.clone()),
         };
-        job.reply.send(r);
+        let mut results = Vec::with_capacity(group.len());
+        let mut wallet = ChangeSet::default();
+        let mut failed = None;
+        for (i, job) in group.iter().enumerate() {
+            match apply(&wtx, &job.batch, outbox) {
+                Ok(o) => {
+                    if let Some(cs) = &job.batch.wallet {
+                        wallet.merge(cs.clone());
+                    }
+                    results.push(o);
+                }
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        if let Some((i, e)) = failed {
+            if let Err(abort) = wtx.abort() {
+                tracing::warn!(error = %abort, "abandoning a write transaction");
+            }
+            group.remove(i).reply.send(Err(e));
+            if group.is_empty() {
+                return;
+            }
+            continue;
+        }
+        let committed = (|| {
+            if !wallet.is_empty() {
+                let mut t = wtx.open_table(WALLET).db("open wallet")?;
+                let next = t
+                    .last()
+                    .db("read wallet")?
+                    .map_or(0, |(k, _)| k.value() + 1);
+                t.insert(next, encode(&wallet).as_slice())
+                    .db("write wallet")?;
+            }
+            wtx.commit().db("commit")
+        })();
+        for (job, r) in group.into_iter().zip(results) {
+            job.reply.send(match &committed {
+                Ok(()) => Ok(r),
+                Err(e) => Err(e.clone()),
+            });
+        }
+        return;
     }
 }
 
@@ -448,4 +467,58 @@ fn queue(wtx: &WriteTransaction, p: &Payment, now: u64, outbox: bool) -> Result<
     t.insert(next, encode(&item).as_slice())
         .db("write outbox")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ReceiptWrite;
+    use redb::ReadableDatabase;
+
+    fn job(batch: WriteBatch) -> (Job, mpsc::Receiver<Result<Outcome, StoreError>>) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        (
+            Job {
+                batch,
+                reply: Reply::Blocking(tx),
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn a_job_that_fails_late_in_a_group_leaves_nothing_and_the_others_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        drop(crate::store::Store::open(&path).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let db = Database::create(&path).unwrap();
+        let p1 = crate::store::tests::payment(1, "kept");
+        let p2 = crate::store::tests::payment(2, "dropped");
+        let (a, ra) = job(WriteBatch {
+            create: Some((p1.clone(), crate::store::tests::created(&p1))),
+            ..Default::default()
+        });
+        // Writes its payment first, then fails on a receipt that does not exist.
+        let (b, rb) = job(WriteBatch {
+            create: Some((p2.clone(), crate::store::tests::created(&p2))),
+            receipts: vec![ReceiptWrite::Assign {
+                outpoint: "00:0".into(),
+                payment_id: p2.id.clone(),
+                note: None,
+                at: 1,
+            }],
+            ..Default::default()
+        });
+        commit_group(&db, vec![a, b], true);
+        assert!(matches!(ra.recv().unwrap(), Ok(Outcome::Committed)));
+        assert!(matches!(rb.recv().unwrap(), Err(StoreError::NotFound { .. })));
+        let rtx = db.begin_read().unwrap();
+        let ids = rtx.open_table(BY_ID).unwrap();
+        assert!(ids.get(p1.id.as_str()).unwrap().is_some(), "the good job landed");
+        assert!(
+            ids.get(p2.id.as_str()).unwrap().is_none(),
+            "nothing of the failed job"
+        );
+    }
 }
