@@ -217,7 +217,12 @@ fn a_server_that_answers_garbage_neither_crashes_nor_spins_the_daemon() {
     // CPU used over a few seconds of garbage: backoff, not a busy loop.
     let cpu = |pid: u32| -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
         fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     };
     let pid = app.pid().unwrap();
@@ -225,13 +230,19 @@ fn a_server_that_answers_garbage_neither_crashes_nor_spins_the_daemon() {
     let before = cpu(pid);
     std::thread::sleep(Duration::from_secs(5));
     let used = cpu(pid) - before;
-    assert!(used < 5 * ticks / 2, "{used} ticks of CPU in 5 s: the daemon spins");
+    assert!(
+        used < 5 * ticks / 2,
+        "{used} ticks of CPU in 5 s: the daemon spins"
+    );
     let (code, v) = app.get(&format!("/api/payments/{id}"));
     assert_eq!(code, 200, "still serving");
     assert_eq!(status(&v), "pending", "garbage never counts as money: {v}");
 
     proxy.lie(Lie::Honest, 0);
-    app.wait_payment(&id, Duration::from_secs(90), "seen once the server is sane", |v| {
-        status(v) == "unconfirmed"
-    });
+    app.wait_payment(
+        &id,
+        Duration::from_secs(90),
+        "seen once the server is sane",
+        |v| status(v) == "unconfirmed",
+    );
 }

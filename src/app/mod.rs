@@ -558,6 +558,9 @@ impl App {
             self.cfg.detection_backlog_alert.as_secs(),
         );
         let mut problems = detection.problems();
+        if let Some(f) = self.store.io_failure() {
+            problems.push(format!("database: {f}"));
+        }
         let lost = self
             .store
             .flag_counts()?

@@ -30,6 +30,8 @@ const EXPIRY_RECHECK: Duration = Duration::from_secs(30);
 /// of requests, a long downtime) are checked in deadline order, a bounded slice at a
 /// time, instead of one burst the server charges for at once.
 const MAX_EXPIRY_CHECKS: usize = 200;
+/// Wait before syncing again the scripts of a commit that failed.
+const COMMIT_RETRY: Duration = Duration::from_secs(2);
 
 /// What the processor remembers of a watched payment.
 #[derive(Debug, Clone)]
@@ -54,6 +56,7 @@ pub(super) fn spawn(
         unsaved: None,
         chain: None,
         floor: app.store.receipts_floor()?,
+        retry: None,
     };
     let now = crate::clock::now();
     if p.floor.is_none() && !app.scan_pending() {
@@ -122,6 +125,9 @@ struct Processor {
     /// What the wallet knew when its watch began is never an unattributed receipt;
     /// `None` until the wallet knows a chain.
     floor: Option<receipt::Floor>,
+    /// Scripts to sync again after a failed commit, and when: a full disk must not turn
+    /// into a loop of syncs and failed writes.
+    retry: Option<(Instant, BTreeSet<Key>)>,
 }
 
 impl Processor {
@@ -437,7 +443,25 @@ impl Processor {
         Some(crate::wallet::summary(&w, &b, crate::clock::now()))
     }
 
+    fn retry_later(&mut self, keys: Vec<Key>) {
+        if keys.is_empty() {
+            return;
+        }
+        let (_, set) = self
+            .retry
+            .get_or_insert_with(|| (Instant::now() + COMMIT_RETRY, BTreeSet::new()));
+        set.extend(keys);
+    }
+
     async fn on_tick(&mut self) {
+        if self
+            .retry
+            .as_ref()
+            .is_some_and(|(at, _)| *at <= Instant::now())
+            && let Some((_, keys)) = self.retry.take()
+        {
+            self.send(ChainCommand::Refresh(keys.into_iter().collect()));
+        }
         let now = crate::clock::now();
         // Expiry only on fresh data: ask the chain thread for the script's current
         // history; the payment expires when that answer (fetched after expiry) arrives.
@@ -645,19 +669,16 @@ impl Processor {
                 }
                 Err(e) => {
                     // The wallet changes stay in `unsaved` for the next commit; the synced
-                    // scripts are synced again so their statuses are recorded with data.
+                    // scripts are synced again, a little later, so their statuses are
+                    // recorded with data.
                     tracing::error!(error = %e, "committing payment updates failed; will retry");
-                    if !synced.is_empty() {
-                        self.send(ChainCommand::Refresh(synced));
-                    }
+                    self.retry_later(synced);
                     return 0;
                 }
             }
         }
         tracing::error!("payment updates kept conflicting; giving up until the next change");
-        if !synced.is_empty() {
-            self.send(ChainCommand::Refresh(synced));
-        }
+        self.retry_later(synced);
         0
     }
 }

@@ -32,7 +32,7 @@ pub enum LockdownChange {
 impl Store {
     /// The lock-down in force, if any.
     pub fn lockdown(&self) -> Result<Option<LockdownRecord>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         t.get(LOCKDOWN_KEY)
             .db("read meta")?
@@ -50,7 +50,7 @@ impl Store {
         limit: usize,
         filter: impl Fn(&AuditEntry) -> bool,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(AUDIT).db("open audit")?;
         let mut out = Vec::new();
         for r in t.iter().db("iterate audit")?.rev() {

@@ -71,7 +71,7 @@ impl Store {
         key: &str,
         what: &'static str,
     ) -> Result<Option<T>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         t.get(key)
             .db("read meta")?
@@ -91,7 +91,7 @@ impl Store {
 
     /// The layout version written in the file.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         t.get("schema_version")
             .db("read meta")?
@@ -104,7 +104,7 @@ impl Store {
 
     /// Number of payments stored.
     pub fn payment_count(&self) -> Result<u64, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(PAYMENTS).db("open payments")?;
         t.len().db("count payments")
     }

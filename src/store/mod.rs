@@ -9,6 +9,7 @@ mod backup_meta;
 mod import;
 mod persister;
 mod receipts;
+mod slot;
 mod snapshot;
 mod tables;
 #[cfg(test)]
@@ -109,9 +110,46 @@ pub enum StoreError {
         /// What was looked for.
         what: String,
     },
+    /// The database is closed after an I/O failure and being reopened.
+    #[error("the database is unavailable: {detail}")]
+    Unavailable {
+        /// The failure being recovered from.
+        detail: String,
+    },
     /// The writer thread is gone (shutting down or crashed).
     #[error("the database writer has stopped")]
     WriterGone,
+}
+
+impl StoreError {
+    /// An I/O failure: the disk (full, failing) rather than the data.
+    pub fn is_io(&self) -> bool {
+        match self {
+            StoreError::Db { source, .. } => {
+                matches!(&**source, redb::Error::Io(_) | redb::Error::PreviousIo)
+            }
+            StoreError::Unavailable { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            // redb may wrap the OS error; its text still names it.
+            StoreError::Db { source, .. } => match &**source {
+                redb::Error::Io(e) => {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                    ) || e.to_string().contains("No space left")
+                }
+                _ => false,
+            },
+            StoreError::Unavailable { detail } => detail.contains("is full"),
+            _ => false,
+        }
+    }
 }
 
 fn db_err(op: &'static str) -> impl FnOnce(redb::Error) -> StoreError {
@@ -240,7 +278,7 @@ pub struct ListQuery {
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<slot::Slot>,
     path: PathBuf,
     writer: writer::WriterHandle,
 }
@@ -252,6 +290,15 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.get()
+    }
+
+    /// The I/O failure the database is recovering from (a full disk), if any.
+    pub fn io_failure(&self) -> Option<String> {
+        self.db.failure()
+    }
+
     /// Opens (creating if missing) the database at `path` and checks that it is ours.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -287,6 +334,7 @@ impl Store {
         let db = Arc::new(db);
         init_or_check(&db, path)?;
         compact_wallet(&db)?;
+        let db = slot::Slot::new(path.to_owned(), Arc::into_inner(db).expect("only handle"));
         let writer = writer::WriterHandle::spawn(db.clone());
         Ok(Store {
             db,
@@ -304,21 +352,21 @@ impl Store {
 
     /// True once the chain was scanned for addresses used before this appliance.
     pub fn chain_scanned(&self) -> Result<bool, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         Ok(t.get(CHAIN_SCANNED_KEY).db("read meta")?.is_some())
     }
 
     /// True when payment changes were made while no sink was configured.
     pub fn outbox_skipped(&self) -> Result<bool, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         Ok(t.get(OUTBOX_SKIPPED_KEY).db("read meta")?.is_some())
     }
 
     /// The payments whose addresses are watched, by receive index.
     pub fn watched_payments(&self) -> Result<Vec<(u32, Payment)>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let watch = rtx.open_table(WATCH).db("open watch")?;
         let payments = rtx.open_table(PAYMENTS).db("open payments")?;
         let mut out = Vec::new();
@@ -343,7 +391,7 @@ impl Store {
         &self,
         keys: impl IntoIterator<Item = ScriptKey>,
     ) -> Result<std::collections::HashMap<ScriptKey, Option<String>>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(SCRIPT_STATUS).db("open script status")?;
         let mut out = std::collections::HashMap::new();
         for k in keys {
@@ -390,7 +438,7 @@ impl Store {
         index: redb::TableDefinition<&str, u64>,
         key: &str,
     ) -> Result<Option<Payment>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let idx = rtx.open_table(index).db("open index")?;
         let Some(seq) = idx.get(key).db("read index")? else {
             return Ok(None);
@@ -408,7 +456,7 @@ impl Store {
 
     /// The history of a payment, oldest first.
     pub fn events(&self, seq: u64) -> Result<Vec<Event>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(EVENTS).db("open events")?;
         t.range((seq, 0)..=(seq, u32::MAX))
             .db("read events")?
@@ -428,7 +476,7 @@ impl Store {
                 .filter(|p| q.before_seq.is_none_or(|b| p.seq < b));
             return Ok((p.into_iter().collect(), None));
         }
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(PAYMENTS).db("open payments")?;
         let upper = q.before_seq.unwrap_or(u64::MAX);
         let mut out = Vec::new();
@@ -448,7 +496,7 @@ impl Store {
 
     /// Every payment, oldest first (start-up and reconciliation).
     pub fn all_payments(&self) -> Result<Vec<Payment>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(PAYMENTS).db("open payments")?;
         t.iter()
             .db("iterate payments")?
@@ -458,7 +506,7 @@ impl Store {
 
     /// Number of payments in each status.
     pub fn status_counts(&self) -> Result<Vec<(Status, u64)>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(STATUS_COUNTS).db("open status counts")?;
         Status::ALL
             .into_iter()
@@ -473,7 +521,7 @@ impl Store {
 
     /// Payments carrying each flag, and carrying any (maintained counters).
     pub fn flag_counts(&self) -> Result<FlagCounts, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(STATUS_COUNTS).db("open status counts")?;
         let get = |name: &str| -> Result<u64, StoreError> {
             Ok(t.get(format!("flag:{name}").as_str())
@@ -493,21 +541,21 @@ impl Store {
 
     /// Highest payment seq in use (0 when empty).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(PAYMENTS).db("open payments")?;
         Ok(t.last().db("read last")?.map_or(0, |(k, _)| k.value()))
     }
 
     /// All wallet changesets merged in order: the wallet's persisted state.
     pub fn wallet_changeset(&self) -> Result<ChangeSet, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(WALLET).db("open wallet")?;
         merged_changeset(&t)
     }
 
     /// Length of the outbox and the queue time of its oldest item.
     pub fn outbox_stats(&self) -> Result<(u64, Option<u64>), StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(OUTBOX).db("open outbox")?;
         let len = t.len().db("count outbox")?;
         let oldest = match t.first().db("read outbox")? {
@@ -519,7 +567,7 @@ impl Store {
 
     /// Up to `n` outbox items, oldest first, with their keys.
     pub fn outbox_peek(&self, n: usize) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(OUTBOX).db("open outbox")?;
         t.iter()
             .db("iterate outbox")?
@@ -533,7 +581,7 @@ impl Store {
 
     /// The audit log, newest first, at most `n` entries.
     pub fn audit_log(&self, n: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(AUDIT).db("open audit")?;
         t.iter()
             .db("iterate audit")?
@@ -545,7 +593,7 @@ impl Store {
 
     /// The last wallet summary the processor stored.
     pub fn wallet_summary(&self) -> Result<Option<WalletSummary>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         t.get(writer::WALLET_SUMMARY_KEY)
             .db("read meta")?
@@ -555,7 +603,7 @@ impl Store {
 
     /// A cached transaction.
     pub fn cached_tx(&self, txid: &str) -> Result<Option<TxCacheEntry>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(TX_CACHE).db("open tx cache")?;
         t.get(txid)
             .db("read tx cache")?

@@ -36,7 +36,7 @@ pub enum ReceiptWrite {
 impl Store {
     /// Every receipt, in outpoint order (receipts are exceptions: few).
     pub fn receipts(&self) -> Result<Vec<Receipt>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(RECEIPTS).db("open receipts")?;
         t.iter()
             .db("iterate receipts")?
@@ -54,7 +54,7 @@ impl Store {
 
     /// The receipts floor; `None` until it is set.
     pub fn receipts_floor(&self) -> Result<Option<Floor>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         t.get(RECEIPTS_FLOOR_KEY)
             .db("read meta")?
@@ -68,7 +68,7 @@ impl Store {
     }
 
     fn meta_u64(&self, key: &'static str) -> Result<Option<u64>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         t.get(key)
             .db("read meta")?

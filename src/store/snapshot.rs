@@ -96,7 +96,7 @@ impl Store {
     /// Writes a consistent copy of every table, read in one transaction, to the new file
     /// `dest` (which must not exist), fsyncs it and checks it by reopening.
     pub fn snapshot_to(&self, dest: &Path) -> Result<SnapshotInfo, StoreError> {
-        let rtx = self.db.begin_read().db("snapshot: begin read")?;
+        let rtx = self.db()?.begin_read().db("snapshot: begin read")?;
         // Every table of the source must be one we copy: a table added without updating
         // this file would otherwise be silently missing from backups.
         let known: Vec<String> = count_rows(&rtx)?.into_keys().collect();

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use bdk_wallet::ChangeSet;
 use bdk_wallet::chain::Merge;
@@ -108,7 +109,7 @@ pub(super) struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub(super) fn spawn(db: Arc<Database>) -> WriterHandle {
+    pub(super) fn spawn(db: Arc<super::slot::Slot>) -> WriterHandle {
         let (tx, rx) = mpsc::channel::<Job>();
         let outbox = Arc::new(AtomicBool::new(true));
         let flag = outbox.clone();
@@ -142,9 +143,34 @@ impl WriterHandle {
     }
 }
 
-fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>, outbox: Arc<AtomicBool>) {
-    // Ends when every Store handle (and so every sender) is dropped.
-    while let Ok(first) = rx.recv() {
+/// How often a database closed by an I/O failure is tried again with no job waiting.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+fn run(slot: Arc<super::slot::Slot>, rx: mpsc::Receiver<Job>, outbox: Arc<AtomicBool>) {
+    loop {
+        // Ends when every Store handle (and so every sender) is dropped.
+        let first = if slot.failure().is_some() {
+            match rx.recv_timeout(REOPEN_EVERY) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            }
+        };
+        if slot.failure().is_some() && !slot.reopen() {
+            if let Some(job) = first {
+                job.reply
+                    .send(Err(slot.get().err().unwrap_or(StoreError::Unavailable {
+                        detail: slot.failure().unwrap_or_default(),
+                    })));
+            }
+            continue;
+        }
+        let Some(first) = first else { continue };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -152,14 +178,29 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>, outbox: Arc<AtomicBool>) {
                 Err(_) => break,
             }
         }
-        commit_group(&db, group, outbox.load(Ordering::Relaxed));
+        let db = match slot.get() {
+            Ok(db) => db,
+            Err(e) => {
+                for job in group {
+                    job.reply.send(Err(e.clone()));
+                }
+                continue;
+            }
+        };
+        if let Some(e) = commit_group(&db, group, outbox.load(Ordering::Relaxed)) {
+            tracing::error!(error = %e, "the database failed to write; it is reopened once the disk accepts writes again");
+            slot.failed(&e);
+            drop(db);
+            let _retried_in_the_loop = slot.reopen();
+        }
     }
 }
 
 /// Commits a group of jobs in one transaction. A job that fails is left out whole: the
 /// transaction is abandoned and the group runs again without it, so no job's writes land
 /// in part (a job can fail after writing some tables, e.g. a conflict found late).
-fn commit_group(db: &Database, mut group: Vec<Job>, outbox: bool) {
+/// Returns the I/O failure, if the database hit one (it must then be reopened).
+fn commit_group(db: &Database, mut group: Vec<Job>, outbox: bool) -> Option<StoreError> {
     loop {
         let wtx = match db.begin_write().db("begin write") {
             Ok(w) => w,
@@ -167,7 +208,7 @@ fn commit_group(db: &Database, mut group: Vec<Job>, outbox: bool) {
                 for job in group {
                     job.reply.send(Err(e.clone()));
                 }
-                return;
+                return e.is_io().then_some(e);
             }
         };
         let mut results = Vec::with_capacity(group.len());
@@ -191,9 +232,16 @@ fn commit_group(db: &Database, mut group: Vec<Job>, outbox: bool) {
             if let Err(abort) = wtx.abort() {
                 tracing::warn!(error = %abort, "abandoning a write transaction");
             }
+            if e.is_io() {
+                // The storage is latched: nothing more can be written until a reopen.
+                for job in group {
+                    job.reply.send(Err(e.clone()));
+                }
+                return Some(e);
+            }
             group.remove(i).reply.send(Err(e));
             if group.is_empty() {
-                return;
+                return None;
             }
             continue;
         }
@@ -215,7 +263,7 @@ fn commit_group(db: &Database, mut group: Vec<Job>, outbox: bool) {
                 Err(e) => Err(e.clone()),
             });
         }
-        return;
+        return committed.err().filter(StoreError::is_io);
     }
 }
 
@@ -512,10 +560,16 @@ mod tests {
         });
         commit_group(&db, vec![a, b], true);
         assert!(matches!(ra.recv().unwrap(), Ok(Outcome::Committed)));
-        assert!(matches!(rb.recv().unwrap(), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            rb.recv().unwrap(),
+            Err(StoreError::NotFound { .. })
+        ));
         let rtx = db.begin_read().unwrap();
         let ids = rtx.open_table(BY_ID).unwrap();
-        assert!(ids.get(p1.id.as_str()).unwrap().is_some(), "the good job landed");
+        assert!(
+            ids.get(p1.id.as_str()).unwrap().is_some(),
+            "the good job landed"
+        );
         assert!(
             ids.get(p2.id.as_str()).unwrap().is_none(),
             "nothing of the failed job"

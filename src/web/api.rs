@@ -179,6 +179,25 @@ fn app_error(e: AppError) -> Resp {
             "locked_down",
             e.to_string(),
         ),
+        AppError::Store(ref inner) if inner.is_io() => {
+            tracing::error!(error = %inner, "storage failure while serving a request");
+            error(
+                if inner.is_disk_full() {
+                    StatusCode::INSUFFICIENT_STORAGE
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                },
+                "storage",
+                format!(
+                    "the appliance cannot write its database right now{} ({inner}); nothing was recorded, retry later: it recovers by itself once the disk accepts writes",
+                    if inner.is_disk_full() {
+                        ": the disk is full"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        }
         AppError::Store(ref inner) => {
             tracing::error!(error = %inner, "store failure while serving a request");
             error(

@@ -34,6 +34,8 @@ pub struct Appliance {
     pub dir: PathBuf,
     env: Vec<(String, String)>,
     log: PathBuf,
+    /// Runs the daemon through this command (e.g. `nsenter` into a mount namespace).
+    prefix: Vec<String>,
 }
 
 /// Path of the built binary (cargo builds it for integration tests).
@@ -105,6 +107,25 @@ impl Appliance {
             dir: dir.to_owned(),
             env,
             log: dir.join("daemon.log"),
+            prefix: Vec::new(),
+        };
+        a.spawn();
+        a
+    }
+
+    /// `start`, with the daemon run through `prefix` (its last element runs the binary).
+    pub fn start_with_prefix(
+        dir: &Path,
+        env: Vec<(String, String)>,
+        prefix: Vec<String>,
+    ) -> Appliance {
+        let mut a = Appliance {
+            child: None,
+            addr: String::new(),
+            dir: dir.to_owned(),
+            env,
+            log: dir.join("daemon.log"),
+            prefix,
         };
         a.spawn();
         a
@@ -121,7 +142,14 @@ impl Appliance {
         if !config.exists() {
             std::fs::write(&config, "").expect("write empty config");
         }
-        let mut cmd = Command::new(binary());
+        let mut cmd = match self.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
         cmd.arg("--config")
             .arg(&config)
             .arg("run")

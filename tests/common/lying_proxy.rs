@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -96,7 +96,8 @@ fn pipe(
     // Request id → (method, params), so answers can be recognised.
     let asked: Arc<Mutex<HashMap<String, (String, Value)>>> = Arc::default();
     {
-        let (mut to_server, from_client) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+        let (mut to_server, from_client) =
+            (server.try_clone().unwrap(), client.try_clone().unwrap());
         let asked = asked.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(from_client).lines().map_while(Result::ok) {
@@ -156,12 +157,7 @@ fn forge_header(hex: &str) -> String {
     String::from_utf8(b).unwrap()
 }
 
-fn rewrite(
-    msg: &mut Value,
-    asked: &HashMap<String, (String, Value)>,
-    lie: u8,
-    target: u32,
-) -> u32 {
+fn rewrite(msg: &mut Value, asked: &HashMap<String, (String, Value)>, lie: u8, target: u32) -> u32 {
     // Notifications of a new tip carry the header too.
     if msg["method"] == "blockchain.headers.subscribe" {
         if lie == Lie::Header as u8 {
@@ -203,14 +199,14 @@ fn rewrite(
                     list[i] = Value::String(h);
                     return 1;
                 }
-            } else if let Some(hex) = result.get("hex").and_then(Value::as_str) {
-                if hex.len() >= (i + 1) * 160 {
-                    let mut s = hex.to_owned();
-                    let forged = forge_header(&s[i * 160..(i + 1) * 160]);
-                    s.replace_range(i * 160..(i + 1) * 160, &forged);
-                    result["hex"] = Value::String(s);
-                    return 1;
-                }
+            } else if let Some(hex) = result.get("hex").and_then(Value::as_str)
+                && hex.len() >= (i + 1) * 160
+            {
+                let mut s = hex.to_owned();
+                let forged = forge_header(&s[i * 160..(i + 1) * 160]);
+                s.replace_range(i * 160..(i + 1) * 160, &forged);
+                result["hex"] = Value::String(s);
+                return 1;
             }
             0
         }
@@ -227,7 +223,10 @@ fn rewrite(
             if let Some(pos) = result["pos"].as_u64() {
                 // The proof of another position in the block: it no longer leads to the root.
                 result["pos"] = Value::from(pos ^ 1);
-                if let Some(first) = result["merkle"].get_mut(0).and_then(|m| m.as_str().map(forge_header_hash)) {
+                if let Some(first) = result["merkle"]
+                    .get_mut(0)
+                    .and_then(|m| m.as_str().map(forge_header_hash))
+                {
                     result["merkle"][0] = Value::String(first);
                 }
                 return 1;
