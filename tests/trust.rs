@@ -246,3 +246,35 @@ fn a_server_that_answers_garbage_neither_crashes_nor_spins_the_daemon() {
         |v| status(v) == "unconfirmed",
     );
 }
+
+/// The crash is a fault injector of ours, compiled into debug builds only
+/// (`SNAKKAZ_PAY_FAULT_PANIC_ON_SYNC`): the chain thread panics on the first admin resync.
+#[test]
+fn a_crashed_chain_thread_is_seen_and_restarted() {
+    let (devnet, _dir, app) =
+        Appliance::on_fresh_devnet_with(&[("SNAKKAZ_PAY_FAULT_PANIC_ON_SYNC", "1")]);
+    let (code, _) = app.request(
+        "POST",
+        "/api/admin/sync",
+        Some(common::appliance::ADMIN_TOKEN),
+        Some(b"{}"),
+    );
+    assert_eq!(code, 202);
+    let st = app.wait_status(Duration::from_secs(20), "the restart", |s| {
+        s["electrum"]["thread_restarts"] == 1 && s["electrum"]["connected"] == true
+    });
+    assert_eq!(st["healthy"], true, "{st}");
+    assert!(
+        app.log()
+            .contains("the chain thread stopped unexpectedly; restarting it")
+    );
+    // Detection works again.
+    let p = app.create_payment(15_000, "after-the-crash", None);
+    devnet.pay(p["address"].as_str().unwrap(), 15_000);
+    app.wait_payment(
+        p["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+        "detected after the restart",
+        |v| status(v) == "unconfirmed",
+    );
+}

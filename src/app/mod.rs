@@ -123,6 +123,8 @@ pub struct ElectrumReport {
     pub tip_height: Option<u32>,
     /// Seconds since the last notification.
     pub secs_since_last_notification: Option<u64>,
+    /// Times the connection thread crashed and was started again.
+    pub thread_restarts: u64,
     /// Reconnections since start.
     pub reconnects: u64,
     /// Duration of the last sync.
@@ -597,6 +599,7 @@ impl App {
                     .last_notification_at
                     .map(|t| now.saturating_sub(t)),
                 reconnects: chain.reconnects,
+                thread_restarts: chain.thread_restarts,
                 last_sync_ms: chain.last_sync_ms,
                 subscriptions: chain.subscriptions,
                 watched: chain.watched,

@@ -30,6 +30,9 @@ const EXPIRY_RECHECK: Duration = Duration::from_secs(30);
 /// of requests, a long downtime) are checked in deadline order, a bounded slice at a
 /// time, instead of one burst the server charges for at once.
 const MAX_EXPIRY_CHECKS: usize = 200;
+/// First and longest wait before the chain thread is started again after a crash.
+const CHAIN_RESTART_MIN: Duration = Duration::from_secs(1);
+const CHAIN_RESTART_MAX: Duration = Duration::from_secs(60);
 /// Wait before syncing again the scripts of a commit that failed.
 const COMMIT_RETRY: Duration = Duration::from_secs(2);
 
@@ -76,10 +79,21 @@ pub(super) fn spawn(
             ..Default::default()
         })?;
     }
-    let (ev_tx, ev_rx) = mpsc::channel(64);
-    if app.cfg.enabled && !app.cfg.servers.is_empty() {
-        let watched = p.chain_watch_list()?;
-        p.chain = Some(ChainHandle::spawn(
+    let ev_rx = p.spawn_chain()?;
+    Ok(tokio::spawn(p.run(rx, ev_rx, cancel)))
+}
+
+impl Processor {
+    /// Starts the chain thread (when payments are on); its events arrive on the returned
+    /// channel.
+    fn spawn_chain(&mut self) -> anyhow::Result<mpsc::Receiver<ChainEvent>> {
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let app = self.app.clone();
+        if !app.cfg.enabled || app.cfg.servers.is_empty() {
+            return Ok(ev_rx);
+        }
+        let watched = self.chain_watch_list()?;
+        self.chain = Some(ChainHandle::spawn(
             ChainSettings {
                 servers: app
                     .cfg
@@ -102,8 +116,8 @@ pub(super) fn spawn(
             app.chain_status.clone(),
             ev_tx,
         )?);
+        Ok(ev_rx)
     }
-    Ok(tokio::spawn(p.run(rx, ev_rx, cancel)))
 }
 
 struct Processor {
@@ -264,6 +278,7 @@ impl Processor {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let has_chain = self.chain.is_some();
+        let mut chain_backoff = CHAIN_RESTART_MIN;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -284,10 +299,23 @@ impl Processor {
                         self.on_update(*update, statuses, notified_at, tip.is_some(), fetched_at).await;
                     }
                     Some(ChainEvent::Scanned { update }) => self.on_scanned(*update).await,
-                    Some(ChainEvent::Connected { .. }) | Some(ChainEvent::Disconnected { .. }) => {}
+                    Some(ChainEvent::Connected { .. }) => chain_backoff = CHAIN_RESTART_MIN,
+                    Some(ChainEvent::Disconnected { .. }) => {}
                     None => {
-                        tracing::error!("chain thread stopped unexpectedly");
-                        break;
+                        // A crash of the chain thread (a bug) must not end detection:
+                        // start it again, with backoff, and say so on the status.
+                        self.chain = None;
+                        self.app.chain_status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).thread_restarts += 1;
+                        tracing::error!(backoff_secs = chain_backoff.as_secs(), "the chain thread stopped unexpectedly; restarting it");
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(chain_backoff) => {}
+                        }
+                        chain_backoff = (chain_backoff * 2).min(CHAIN_RESTART_MAX);
+                        match self.spawn_chain() {
+                            Ok(rx) => events = rx,
+                            Err(e) => tracing::error!(error = %format!("{e:#}"), "restarting the chain thread failed; trying again"),
+                        }
                     }
                 },
                 _ = tick.tick() => self.on_tick().await,

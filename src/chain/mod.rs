@@ -231,6 +231,8 @@ pub struct ChainStatus {
     pub refused: Option<String>,
     /// The chain thread is running (false once it ended).
     pub thread_alive: bool,
+    /// Times the chain thread was started again after it stopped unexpectedly.
+    pub thread_restarts: u64,
     /// Unix seconds since which no session has been up (None while connected).
     pub down_since: Option<u64>,
 }
@@ -260,9 +262,9 @@ impl ChainHandle {
         let thread = std::thread::Builder::new()
             .name("chain".into())
             .spawn(move || {
-                let alive = status.clone();
+                // Marks the thread dead however it ends, a panic included.
+                let _alive = Alive(status.clone());
                 worker::Worker::new(settings, tls, wallet, watched, status, events, rx).run();
-                alive.lock().expect("status lock").thread_alive = false;
             })
             .map_err(|e| ChainError::Connect {
                 server: "-".into(),
@@ -315,6 +317,24 @@ pub fn probe(
         c.client.inner.inner.block_headers_subscribe(),
     )?;
     Ok(h.height as u32)
+}
+
+/// Clears `thread_alive` when the chain thread ends, by return or by panic.
+struct Alive(Arc<Mutex<ChainStatus>>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        let mut st = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.thread_alive = false;
+        st.connected = false;
+        if std::thread::panicking() {
+            st.last_error =
+                Some("the chain thread crashed (see the log); it is being restarted".into());
+        }
+    }
 }
 
 /// Backoff with ±50 % jitter so that many appliances do not reconnect in step.

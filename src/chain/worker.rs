@@ -486,6 +486,7 @@ impl Worker {
                 }
                 ChainCommand::Refresh(keys) => refresh.extend(keys),
                 ChainCommand::SyncAll => {
+                    fault_panic_on_sync();
                     s.sweep = by_priority(self.watched.keys().copied().collect());
                     s.sweep_started = Instant::now();
                     // An operator asked: check at full speed, within the budget.
@@ -775,6 +776,21 @@ impl Worker {
                 b.wait_for(units, subs)
             }
             None => Duration::ZERO,
+        }
+    }
+}
+
+/// Fault injector for the supervisor's test, in debug builds only: with
+/// `SNAKKAZ_PAY_FAULT_PANIC_ON_SYNC` set, the first admin resync makes the chain thread
+/// panic, as a bug would.
+fn fault_panic_on_sync() {
+    #[cfg(debug_assertions)]
+    {
+        static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if std::env::var_os("SNAKKAZ_PAY_FAULT_PANIC_ON_SYNC").is_some()
+            && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("fault injected: the chain thread panics on an admin resync");
         }
     }
 }
