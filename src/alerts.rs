@@ -319,6 +319,11 @@ impl Tracker {
         self.inner.lock().expect("alert tracker lock").last_tick = Some(now);
     }
 
+    /// Unix seconds of the processor's last heartbeat.
+    pub fn last_heartbeat(&self) -> Option<u64> {
+        self.inner.lock().expect("alert tracker lock").last_tick
+    }
+
     /// Notes Electrum's state now, and a sample when one is due (`sample` is only called
     /// then).
     pub fn tick(

@@ -145,6 +145,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 reload_sink(&app, &mut sink, &shutdown).await;
             }
             _ = local_requests.tick() => {
+                if let Err(e) = app.revive_processor().await {
+                    tracing::error!(error = %format!("{e:#}"), "restarting the payment processor failed; retrying");
+                }
                 if let Err(e) = crate::access::local::poll_requests(&app.store, &tokens).await {
                     tracing::error!(error = %e, "could not apply a local request (lock-down, unlock, tokens)");
                 }
@@ -354,7 +357,21 @@ async fn reload_tokens(app: &App, tokens: &LiveTokens) {
     }
 }
 
+/// Longest silence of the processor's heartbeat (it beats every second) before the
+/// watchdog ping is withheld.
+const PROCESSOR_STALL_SECS: u64 = 60;
+
 fn alive(app: &Arc<App>) -> bool {
+    let now = crate::clock::now();
+    if let Some(last) = app.alert_tracker.last_heartbeat()
+        && now.saturating_sub(last) > PROCESSOR_STALL_SECS
+    {
+        tracing::error!(
+            silent_secs = now.saturating_sub(last),
+            "the payment processor makes no progress; withholding the watchdog ping"
+        );
+        return false;
+    }
     match app.store.status_counts() {
         Ok(_) => true,
         Err(e) => {

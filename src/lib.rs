@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod electrum_compat;
+pub mod fault;
 pub mod metrics;
 pub mod monitoring;
 pub mod net;

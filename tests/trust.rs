@@ -278,3 +278,37 @@ fn a_crashed_chain_thread_is_seen_and_restarted() {
         |v| status(v) == "unconfirmed",
     );
 }
+
+/// Same fault injector, for the processor (`SNAKKAZ_PAY_FAULT_PROCESSOR_PANIC_ON_SYNC`).
+#[test]
+fn a_crashed_processor_is_started_again_by_the_daemon() {
+    let (devnet, _dir, app) =
+        Appliance::on_fresh_devnet_with(&[("SNAKKAZ_PAY_FAULT_PROCESSOR_PANIC_ON_SYNC", "1")]);
+    let p = app.create_payment(16_000, "across-a-processor-crash", None);
+    let (code, _) = app.request(
+        "POST",
+        "/api/admin/sync",
+        Some(common::appliance::ADMIN_TOKEN),
+        Some(b"{}"),
+    );
+    assert_eq!(code, 202);
+    let (code, audit, _) = app.cli(&["audit", "--action", "processor.restart"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut audit = (code, audit);
+    while !audit.1.contains("stopped unexpectedly") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let (c, out, _) = app.cli(&["audit", "--action", "processor.restart"]);
+        audit = (c, out);
+    }
+    assert!(audit.1.contains("stopped unexpectedly"), "{}", audit.1);
+    devnet.pay(p["address"].as_str().unwrap(), 16_000);
+    app.wait_payment(
+        p["id"].as_str().unwrap(),
+        Duration::from_secs(30),
+        "detected by the new processor",
+        |v| status(v) == "unconfirmed",
+    );
+    app.wait_status(Duration::from_secs(10), "one connection thread", |s| {
+        s["electrum"]["connected"] == true
+    });
+}

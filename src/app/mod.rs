@@ -290,6 +290,33 @@ impl App {
         Ok(())
     }
 
+    /// Starts the processor again when its task ended without being asked to (a panic);
+    /// true when it did.
+    pub async fn revive_processor(self: &Arc<Self>) -> anyhow::Result<bool> {
+        let ended = {
+            let slot = self.processor.lock().await;
+            slot.as_ref()
+                .is_some_and(|p| p.task.is_finished() && !p.cancel.is_cancelled())
+        };
+        if !ended {
+            return Ok(false);
+        }
+        tracing::error!("the payment processor stopped unexpectedly; starting it again");
+        self.store
+            .commit(WriteBatch {
+                audit: vec![AuditEntry {
+                    at: crate::clock::now(),
+                    action: "processor.restart".into(),
+                    detail: "payment processor restarted after it stopped unexpectedly".into(),
+                    source: "daemon".into(),
+                }],
+                ..Default::default()
+            })
+            .await?;
+        self.start_processor().await?;
+        Ok(true)
+    }
+
     /// Stops the processor, waiting at most `limit`.
     pub async fn stop_processor(&self, limit: Duration) {
         let mut slot = self.processor.lock().await;

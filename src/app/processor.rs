@@ -291,7 +291,10 @@ impl Processor {
                         self.send(ChainCommand::Watch((KeychainKind::External, index), spk));
                         self.track(index, &payment);
                     }
-                    Some(ProcessorMsg::SyncAll) => self.send(ChainCommand::SyncAll),
+                    Some(ProcessorMsg::SyncAll) => {
+                        crate::fault::panic_once("SNAKKAZ_PAY_FAULT_PROCESSOR_PANIC_ON_SYNC");
+                        self.send(ChainCommand::SyncAll)
+                    }
                     None => break,
                 },
                 ev = events.recv(), if has_chain => match ev {

@@ -464,7 +464,14 @@ impl Worker {
     fn commands(&mut self, c: &conn::Conn, key: &str, s: &mut Session) -> Result<bool, ChainError> {
         let mut new = Vec::new();
         let mut refresh = BTreeSet::new();
-        while let Ok(cmd) = self.cmds.try_recv() {
+        loop {
+            let cmd = match self.cmds.try_recv() {
+                Ok(cmd) => cmd,
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                // The processor that owned this thread is gone (a crash it recovers
+                // from starts a new one): this thread must not live on beside it.
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return Ok(false),
+            };
             match cmd {
                 ChainCommand::Shutdown => return Ok(false),
                 ChainCommand::Watch(k, spk) => {
@@ -486,7 +493,7 @@ impl Worker {
                 }
                 ChainCommand::Refresh(keys) => refresh.extend(keys),
                 ChainCommand::SyncAll => {
-                    fault_panic_on_sync();
+                    crate::fault::panic_once("SNAKKAZ_PAY_FAULT_PANIC_ON_SYNC");
                     s.sweep = by_priority(self.watched.keys().copied().collect());
                     s.sweep_started = Instant::now();
                     // An operator asked: check at full speed, within the budget.
@@ -776,21 +783,6 @@ impl Worker {
                 b.wait_for(units, subs)
             }
             None => Duration::ZERO,
-        }
-    }
-}
-
-/// Fault injector for the supervisor's test, in debug builds only: with
-/// `SNAKKAZ_PAY_FAULT_PANIC_ON_SYNC` set, the first admin resync makes the chain thread
-/// panic, as a bug would.
-fn fault_panic_on_sync() {
-    #[cfg(debug_assertions)]
-    {
-        static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if std::env::var_os("SNAKKAZ_PAY_FAULT_PANIC_ON_SYNC").is_some()
-            && !FIRED.swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            panic!("fault injected: the chain thread panics on an admin resync");
         }
     }
 }
