@@ -577,4 +577,21 @@ fn after_import_no_address_electrum_handed_out_is_handed_out_again() {
     );
     assert_eq!(p["received_sat"], 40_000);
     assert_eq!(p["address"], req_address.as_str());
+
+    // A returning customer pays an Electrum-era address again: no new payment counts it,
+    // it is an unattributed receipt for the operator (its old money is history, not news).
+    let old = &handed_out[3];
+    let txid = devnet.pay(old, 25_000);
+    let st = app.wait_status(Duration::from_secs(60), "the receipt", |s| {
+        s["receipts"]["unassigned"] == 1
+    });
+    assert_eq!(st["receipts"]["unassigned_sat"], 25_000, "{st}");
+    let (_, r) = app.get("/api/receipts");
+    assert_eq!(r["receipts"][0]["txid"], txid.as_str(), "{r}");
+    assert_eq!(r["receipts"][0]["address"], old.as_str());
+    assert_eq!(r["receipts"][0]["cause"], "no_payment");
+    for n in 0..5 {
+        let (_, v) = app.get(&format!("/api/payments?reference=after-switch-{n}"));
+        assert_eq!(v["payments"][0]["received_sat"], 0, "{v}");
+    }
 }
