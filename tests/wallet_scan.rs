@@ -92,3 +92,49 @@ fn a_fresh_appliance_on_a_used_xpub_hands_out_only_unused_addresses() {
         "one scan, at creation"
     );
 }
+
+#[test]
+fn an_address_used_beyond_the_stop_gap_never_credits_its_old_money_to_a_payment() {
+    let derive = Wallet::create_single(DESCRIPTOR)
+        .network(Network::Regtest)
+        .create_wallet_no_persist()
+        .expect("wallet");
+    let addr = |i| {
+        derive
+            .peek_address(KeychainKind::External, i)
+            .address
+            .to_string()
+    };
+    let devnet = common::devnet::Devnet::start();
+    // Index 3 was paid long ago, beyond a stop gap of 2 unused addresses.
+    devnet.pay(&addr(3), 88_000);
+    devnet.mine(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = common::appliance::base_env(
+        dir.path(),
+        devnet.electrum_host(),
+        devnet.electrum_tcp_port(),
+        false,
+    );
+    env.push(("SNAKKAZ_PAY_SCAN_STOP_GAP".into(), "2".into()));
+    let app = Appliance::start(dir.path(), env);
+    let ps: Vec<_> = (0..4)
+        .map(|n| app.create_payment(50_000, &format!("beyond-gap-{n}"), None))
+        .collect();
+    assert_eq!(ps[3]["address"], addr(3), "the scan could not know");
+    std::thread::sleep(Duration::from_secs(3));
+    let id = ps[3]["id"].as_str().unwrap();
+    let (_, v) = app.get(&format!("/api/payments/{id}"));
+    assert_eq!(v["status"], "pending", "{v}");
+    assert_eq!(v["received_sat"], 0, "old money is not this payment's: {v}");
+    assert!(
+        app.log()
+            .contains("had money before the payment was created")
+    );
+    // The customer's own payment counts as usual.
+    devnet.pay(&addr(3), 50_000);
+    let v = app.wait_payment(id, Duration::from_secs(30), "paid", |v| {
+        v["status"] == "unconfirmed"
+    });
+    assert_eq!(v["received_sat"], 50_000, "{v}");
+}

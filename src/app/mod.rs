@@ -410,6 +410,8 @@ impl App {
             first_seen_at: None,
             confirmed_at: None,
             covered_height: None,
+            // The wallet's tip: money confirmed at or below it predates this payment.
+            created_height: Some(self.tip()).filter(|h| *h > 0),
             version: 1,
         };
         let event = lifecycle::created_event(&payment);

@@ -642,6 +642,12 @@ impl Processor {
                         continue;
                     }
                 };
+                let (txs, prior): (Vec<_>, Vec<_>) = txs.into_iter().partition(
+                    |t| !matches!((t.height, p.created_height), (Some(h), Some(c)) if h <= c),
+                );
+                if !prior.is_empty() && p.status == Status::Pending && p.received_sat == 0 {
+                    tracing::warn!(payment = %p.id, address = %p.address, txs = prior.len(), "the payment's address had money before the payment was created (used beyond the scan's stop gap); that money is not credited to it");
+                }
                 let obs = Observation {
                     txs,
                     tip_height: tip,

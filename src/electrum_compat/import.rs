@@ -324,6 +324,7 @@ fn payment_for(
         first_seen_at: None,
         confirmed_at: None,
         covered_height: None,
+        created_height: None,
         version: 1,
     })
 }

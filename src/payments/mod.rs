@@ -158,6 +158,11 @@ pub struct Payment {
     /// from it and the tip when read, so a new block does not rewrite every payment.
     #[serde(default)]
     pub covered_height: Option<u32>,
+    /// The wallet's tip when the payment was created: money confirmed at or below it was
+    /// at the address before the payment existed (an address used beyond the scan's stop
+    /// gap) and is never credited to it.
+    #[serde(default)]
+    pub created_height: Option<u32>,
     /// Incremented on every change; the sink never lets an older version overwrite a newer.
     pub version: u64,
 }

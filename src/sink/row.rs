@@ -145,6 +145,7 @@ mod tests {
             first_seen_at: Some(1_700_000_050),
             confirmed_at: None,
             covered_height: None,
+            created_height: None,
             version: 4,
         }
     }

@@ -23,6 +23,7 @@ pub(super) fn payment(seq: u64, reference: &str) -> Payment {
         first_seen_at: None,
         confirmed_at: None,
         covered_height: None,
+        created_height: None,
         version: 1,
     }
 }

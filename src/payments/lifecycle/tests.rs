@@ -30,6 +30,7 @@ fn payment() -> Payment {
         first_seen_at: None,
         confirmed_at: None,
         covered_height: None,
+        created_height: None,
         version: 1,
     }
 }
