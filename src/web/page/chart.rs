@@ -112,9 +112,9 @@ pub fn svg(per_hour: &PerHour, detection: &[HourStat; HOURS], capped: bool) -> S
     );
     let _ = write!(
         h,
-        "<p class=\"muted legend\"><span class=\"key created\"></span> {total} created \
-         <span class=\"key paid\"></span> {paid} paid \
-         <span class=\"key latency\"></span> detection, mean per hour ({seen} since start){}</p>",
+        "<p class=\"muted legend\"><span class=\"key k-created\"></span> {total} created \
+         <span class=\"key k-paid\"></span> {paid} paid \
+         <span class=\"key k-latency\"></span> detection, mean per hour ({seen} since start){}</p>",
         if capped {
             " · newest payments only"
         } else {

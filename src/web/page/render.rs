@@ -595,7 +595,7 @@ fn pay_box(h: &mut String, p: &Payment) {
     if p.is_paid() {
         let _ = write!(
             h,
-            "<div class=\"paid ok\" id=paid><strong>Paid</strong><span>{} received{}</span></div>",
+            "<div class=\"paidbox ok\" id=paid><strong>Paid</strong><span>{} received{}</span></div>",
             amount(p.received_sat),
             if p.status == Status::Unconfirmed {
                 ", waiting for confirmations"
@@ -608,7 +608,7 @@ fn pay_box(h: &mut String, p: &Payment) {
     if p.status != Status::Pending {
         let _ = write!(
             h,
-            "<div class=\"closed bad\" id=closed><strong>{}</strong><span>Do not pay this request; make a new one.</span></div>",
+            "<div class=\"closedbox bad\" id=closed><strong>{}</strong><span>Do not pay this request; make a new one.</span></div>",
             if p.status == Status::Expired {
                 "Expired"
             } else {
