@@ -88,13 +88,15 @@ fn a_clean_clone_without_the_optional_packages_gets_an_exact_plan() {
     let bin = basic_path(dir.path());
 
     let run = |args: &[&str], as_nobody: bool| {
+        let program = clone.join(args[0]);
         let mut cmd = if as_nobody {
-            let mut c = Command::new("setpriv");
+            let mut c = Command::new(which("setpriv").expect("setpriv (util-linux)"));
             c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
-            c.args(args);
+            c.arg(&program);
+            c.args(&args[1..]);
             c
         } else {
-            let mut c = Command::new(args[0]);
+            let mut c = Command::new(&program);
             c.args(&args[1..]);
             c
         };
