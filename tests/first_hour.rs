@@ -283,9 +283,11 @@ fn the_demo_starts_over_consistently_and_its_commands_work_as_printed() {
         shown.contains("health:    OK") && shown.contains("history"),
         "{shown}"
     );
-    let tried = api(&addr, &token, "/api/payments?reference=try-1");
-    let tried = &tried["payments"][0];
-    assert_eq!(tried["status"], "confirmed", "{tried}");
+    // The two blocks are mined; the confirmation follows the notification.
+    let tried = common::wait_until(Duration::from_secs(20), "try-1 confirmed", || {
+        let v = api(&addr, &token, "/api/payments?reference=try-1");
+        (v["payments"][0]["status"] == "confirmed").then(|| v["payments"][0].clone())
+    });
     assert_eq!(tried["received_sat"], 50_000);
     assert_eq!(
         tried["txids"].as_array().unwrap().len(),
