@@ -174,15 +174,16 @@ fn receipts(h: &mut String, app: &App) {
         "<section class=\"card{}\" id=receipts data-open={open}><h2>Unattributed receipts</h2>\
          <p>Money that reached the wallet and that no open payment counts. Assign each with \
          <code>snakkaz-pay receipts assign TXID:VOUT PAYMENT_ID</code>.</p>\
-         <div class=scroll><table><thead><tr><th>Outpoint</th><th>Amount</th><th>State</th><th>Why</th><th>Seen</th></tr></thead><tbody>",
+         <div class=scroll><table class=cards><thead><tr><th>Outpoint</th><th>Amount</th><th>State</th><th>Why</th><th>Seen</th></tr></thead><tbody>",
         if open > 0 { " warn" } else { "" }
     );
     for r in list.iter().take(RECENT_RECEIPTS) {
         let _ = write!(
             h,
-            "<tr data-outpoint=\"{op}\"><td><code>{op}</code></td><td>{amount} sat</td><td>{state}{to}</td><td>{why}</td><td>{seen}</td></tr>",
+            "<tr data-outpoint=\"{op}\"><td data-label=Outpoint><code>{op}</code></td><td data-label=Amount>{amount}</td>\
+             <td data-label=State>{state}{to}</td><td data-label=Why>{why}</td><td data-label=Seen>{seen}</td></tr>",
             op = escape(&r.outpoint),
-            amount = r.amount_sat,
+            amount = amount(r.amount_sat),
             state = r.state(),
             to = r
                 .assigned_to
@@ -190,7 +191,7 @@ fn receipts(h: &mut String, app: &App) {
                 .map(|p| format!(" → {}", escape(p)))
                 .unwrap_or_default(),
             why = escape(r.cause.describe()),
-            seen = rfc3339(r.first_seen_at),
+            seen = time(r.first_seen_at),
         );
     }
     h.push_str("</tbody></table></div></section>");
