@@ -76,6 +76,8 @@ fn page_follows_a_payment_without_reload_and_shows_it_paid() {
         "the chart counting the confirmed payment",
     );
     b.screenshot("overview-confirmed");
+    // The README's pictures (docs/*.png are copies of these).
+    b.screenshot_top("docs-overview-desktop", 1280, 1100, 0.7);
     // The last-day chart counts the payment, created and paid, and one detection at least.
     b.wait_for(
         "(d => d && d.created === '1' && d.paid === '1' && Number(d.detections) >= 1)(document.querySelector('#day-chart')?.dataset)",
@@ -183,6 +185,7 @@ fn a_partial_payment_asks_for_the_rest_on_a_phone() {
     );
     b.wait_for(FITS, UI, "the payment fitting a 390 px phone");
     b.screenshot("payment-partial-phone");
+    b.screenshot_top("docs-payment-phone", 390, 760, 0.5);
 
     // The rest arrives: the QR code goes, "Paid" comes, without a reload.
     devnet.pay(&address, 60_000);

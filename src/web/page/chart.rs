@@ -99,12 +99,12 @@ pub fn svg(per_hour: &PerHour, detection: &[HourStat; HOURS], capped: bool) -> S
         );
         for p in &points {
             let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
-            let _ = write!(h, "<circle class=latency cx={x} cy={y} r=2/>");
+            let _ = write!(h, "<circle class=latency cx={x} cy={y} r=2 />");
         }
     }
     let _ = write!(
         h,
-        "<line class=axis x1=0 y1={BOTTOM} x2={W} y2={BOTTOM}/>\
+        "<line class=axis x1=0 y1={BOTTOM} x2={W} y2={BOTTOM} />\
          <text class=label x=0 y=10>{max_n} / h</text>\
          <text class=\"label latency\" x={W} y=10 text-anchor=end>{max_ms} ms</text>\
          <text class=label x=0 y=106>24 h ago</text>\
@@ -188,5 +188,13 @@ mod tests {
             "{svg}"
         );
         assert!(!svg.contains("style="));
+        // Unquoted attribute values swallow a following `/`: `r=2/>` would open, not close.
+        for tag in svg.split('<').filter(|t| t.ends_with("/>")) {
+            let before = tag.trim_end_matches("/>");
+            assert!(
+                before.ends_with(' ') || before.ends_with('"'),
+                "self-closing tag with an unquoted last value: <{tag}"
+            );
+        }
     }
 }
