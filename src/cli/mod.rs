@@ -32,8 +32,8 @@ pub const EXIT_USAGE: u8 = 64;
 pub const EXIT_CONFIG: u8 = 78;
 
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 failed (the error says what and what to do); \
-64 wrong command line; 78 unusable configuration or token file. \
-`status` also exits 2 when the appliance is degraded.";
+64 wrong command line; 78 (status, payment) unusable configuration or token file. \
+`status` also exits 2 when the appliance is degraded. Each command's --help has its own.";
 
 /// snakkaz-pay: a self-hosted Bitcoin payment appliance.
 #[derive(Debug, Parser)]
@@ -60,9 +60,15 @@ Example: snakkaz-pay --config /etc/snakkaz-pay/config.toml run"
     )]
     Run,
     /// Check descriptors, write a config file and token files, print the first addresses.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay init --descriptor zpub6r... --network bitcoin --electrum-host electrum.example.org"
+    )]
     Init(init::InitArgs),
     /// Continue an Electrum wallet (4.x file, plain or encrypted): check its addresses against
     /// the configured descriptors and never hand out an address it handed out. Daemon stopped.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay import-electrum-wallet ~/.electrum/wallets/default_wallet --with-requests"
+    )]
     ImportElectrumWallet(electrum::ImportArgs),
     /// The daily status check: asks the running daemon (needs only its address and a token).
     #[command(
@@ -73,12 +79,21 @@ Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pa
     )]
     Status(DaemonArgs),
     /// Create, list, show and complete payments through the running daemon.
+    #[command(
+        after_help = "Exit codes: see each subcommand (0 done; 1 failed; 64 wrong command line; 78 unusable configuration or token file).\nExample: snakkaz-pay payment list --status pending"
+    )]
     Payment(PaymentArgs),
     /// The Supabase sink: print its schema, or re-queue every payment.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay sink schema > supabase-schema.sql"
+    )]
     Sink(sink::SinkCmd),
     /// Print monitoring files: Prometheus rules and scrape config, Grafana dashboards.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 printed; 64 wrong command line (including --json: the files are printed as they are).\nExample: snakkaz-pay monitoring prometheus-rules > /etc/prometheus/rules/snakkaz-pay.yml"
+    )]
     Monitoring(MonitoringCmd),
     /// Money no open payment counts (unattributed receipts); exit 2 while any is unassigned.
     Receipts {
@@ -87,24 +102,51 @@ Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pa
         cmd: Option<receipts::ReceiptsCmd>,
     },
     /// Incident response: refuse new payments, admin actions and spending; keep watching.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay lockdown --reason \"unknown admin login\""
+    )]
     Lockdown(access::LockdownArgs),
     /// Lift a lock-down (local access only: on the file, or through a request file).
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample (on the box, as root): snakkaz-pay unlock"
+    )]
     Unlock,
     /// Rotate the API and admin bearer tokens.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay tokens rotate all --grace-secs 3600 (grace 0 to 604800 s)"
+    )]
     Tokens(access::TokensCmd),
     /// Print the audit log: admin actions, lock-downs, rotations, failed logins.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay audit --since 24h --action auth."
+    )]
     Audit(access::AuditArgs),
     /// The HTTPS certificate of the page and API.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay tls generate --out /etc/snakkaz-pay/tls.pem --name pay.lan"
+    )]
     Tls(tls::TlsCmd),
     /// Take an encrypted backup (snapshot through the daemon, or of the stopped database).
+    #[command(
+        after_help = "Exit codes: 0 written (and copied off-site when configured); 3 written, but the off-site copy failed; 1 failed; 64 wrong command line.\nExample: snakkaz-pay backup --to /var/lib/snakkaz-pay/backups"
+    )]
     Backup(backup::BackupArgs),
     /// Decrypt a backup, rebuild the wallet from it and compare with this configuration.
+    #[command(
+        after_help = "Exit codes: 0 the backup restores and matches; 1 it does not (the reason: truncated, altered, other_key, corrupt, other_network, ...), or unusable configuration; 64 wrong command line.\nExample: snakkaz-pay verify-backup --latest --identity /etc/snakkaz-pay/backup-verify-identity.txt"
+    )]
     VerifyBackup(backup::VerifyArgs),
     /// Restore a backup over the database (daemon stopped; the old file is kept aside).
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample (daemon stopped): snakkaz-pay restore FILE.redb.age --identity /media/usb/snakkaz-pay-backup.key"
+    )]
     Restore(backup::RestoreArgs),
     /// Print the descriptors, account xpub (and SLIP-132 form) and first addresses.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay --json export-mpk"
+    )]
     ExportMpk,
 }
 
