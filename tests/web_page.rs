@@ -197,6 +197,54 @@ fn a_partial_payment_asks_for_the_rest_on_a_phone() {
     b.wait_for(FITS, UI, "the paid payment fitting a 390 px phone");
 }
 
+/// A completed payment whose money left the chain (double spend after delivery) is a
+/// problem on the page, not a healthy "Paid".
+#[test]
+fn a_completed_payment_that_lost_its_money_is_shown_as_a_problem() {
+    let (devnet, _dir, app) = Appliance::on_fresh_devnet();
+    let p = app.create_payment(45_000, "page-delivered", None);
+    let id = p["id"].as_str().unwrap().to_owned();
+    let txid = devnet.pay(p["address"].as_str().unwrap(), 45_000);
+    devnet.mine(2);
+    app.wait_payment(&id, Duration::from_secs(10), "confirmed", |v| {
+        v["status"] == "confirmed"
+    });
+    let (code, _) = app.post(&format!("/api/payments/{id}/complete"), &json!({}));
+    assert_eq!(code, 200);
+    devnet.reorg(2, &[txid.as_str()]);
+    app.wait_payment(&id, Duration::from_secs(20), "the loss", |v| {
+        v["flags"].to_string().contains("money_lost")
+    });
+
+    let mut b = Browser::open(&format!("http://{}/", app.addr), 1280, 900);
+    b.wait_for(
+        &format!(
+            "document.querySelector('#health')?.dataset.healthy === 'false' \
+             && document.querySelector('tr[data-payment=\"{id}\"]')?.classList.contains('problem')"
+        ),
+        UI,
+        "the overview degraded, the payment's row marked as a problem",
+    );
+    assert_eq!(
+        b.eval(&format!(
+            "document.querySelector('tr[data-payment=\"{id}\"] [data-flag=money_lost]').textContent"
+        )),
+        "money lost"
+    );
+    b.goto(&format!("http://{}/payments/{id}", app.addr));
+    b.wait_for(
+        "document.querySelector('#money-lost') && document.querySelector('#lost')",
+        UI,
+        "the payment page naming the loss",
+    );
+    assert_eq!(
+        b.eval("[!!document.querySelector('#paid'), !!document.querySelector('#qr')]"),
+        json!([false, false]),
+        "neither 'Paid' nor a QR code"
+    );
+    b.screenshot("payment-money-lost");
+}
+
 #[test]
 fn page_asks_for_the_token_and_escapes_what_it_shows() {
     // No Electrum server is needed to look at the page.

@@ -593,6 +593,15 @@ pub(crate) fn qr_svg(uri: &str) -> String {
 /// What the payer is offered: the QR code while money is wanted (for what is still
 /// missing), a plain "paid" once it arrived, a warning not to pay once it expired.
 fn pay_box(h: &mut String, p: &Payment) {
+    if p.flags.money_lost {
+        let _ = write!(
+            h,
+            "<div class=\"closedbox bad\" id=lost><strong>Money lost</strong><span>{} still on the chain of {} paid</span></div>",
+            amount(p.received_sat),
+            amount(p.amount_sat)
+        );
+        return;
+    }
     if p.is_paid() {
         let _ = write!(
             h,
