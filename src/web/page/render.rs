@@ -596,7 +596,7 @@ fn pay_box(h: &mut String, p: &Payment) {
     if p.flags.money_lost {
         let _ = write!(
             h,
-            "<div class=\"closedbox bad\" id=lost><strong>Money lost</strong><span>{} still on the chain of {} paid</span></div>",
+            "<div class=\"closedbox bad\" id=lost><strong>Money lost</strong><span>{} of {} still on the chain</span></div>",
             amount(p.received_sat),
             amount(p.amount_sat)
         );
