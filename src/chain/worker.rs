@@ -769,7 +769,11 @@ impl Worker {
         s.last_sweep_slice = Instant::now();
         for (k, st) in self.check(c, key, s, &slice)? {
             if st.as_ref() != self.known.get(&k) {
-                tracing::info!(keychain = crate::wallet::words::keychain(k.0), index = k.1, "safety net found a change no notification reported");
+                tracing::info!(
+                    keychain = crate::wallet::words::keychain(k.0),
+                    index = k.1,
+                    "safety net found a change no notification reported"
+                );
                 s.dirty.insert(k, st);
             }
         }
