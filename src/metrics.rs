@@ -15,6 +15,8 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+pub mod hourly;
+
 use crate::alerts::Alert;
 use crate::app::StatusReport;
 
@@ -37,6 +39,8 @@ pub struct Metrics {
     notification_to_update: Histogram,
     /// (sum, count) of both histograms for the page: the library does not expose its own.
     totals: Arc<Mutex<[(f64, u64); 2]>>,
+    /// Notification → update per hour over the last day, for the page's chart.
+    detection: Arc<Mutex<hourly::Hourly>>,
 }
 
 impl Default for Metrics {
@@ -45,6 +49,7 @@ impl Default for Metrics {
             confirmation: Histogram::new(CONFIRMATION_BUCKETS),
             notification_to_update: Histogram::new(UPDATE_BUCKETS),
             totals: Arc::default(),
+            detection: Arc::default(),
         }
     }
 }
@@ -101,6 +106,19 @@ impl Metrics {
     pub fn observe_notification_to_update(&self, d: Duration) {
         self.notification_to_update.observe(d.as_secs_f64());
         self.total(1, d.as_secs_f64());
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.detection
+            .lock()
+            .expect("metrics detection lock")
+            .record(crate::clock::now(), ms);
+    }
+
+    /// Notification → update latency per hour over the last day, oldest hour first.
+    pub fn detection_last_day(&self) -> [hourly::HourStat; hourly::HOURS] {
+        self.detection
+            .lock()
+            .expect("metrics detection lock")
+            .last_day(crate::clock::now())
     }
 
     fn total(&self, which: usize, v: f64) {

@@ -655,8 +655,7 @@ impl Processor {
                 };
                 if let Some(t) = lifecycle::evaluate(&p, &obs, &policy) {
                     for ev in &t.events {
-                        let from = ev.from.map_or("new", Status::as_str);
-                        tracing::info!(payment = %p.id, from, to = %ev.to, reason = %ev.reason, "payment changed");
+                        tracing::info!(payment = %p.id, change = %ev, "payment changed");
                     }
                     updates.push((t.payment, t.events));
                 }

@@ -230,7 +230,7 @@ pub fn apply_skip_ahead(store: &Store, wallet: &mut Wallet) -> Result<Option<u32
     })?;
     tracing::warn!(
         skip_ahead = marker.skip_ahead,
-        revealed_to = ?marker.revealed_to,
+        revealed_to = %marker.revealed_to.map_or("none".to_owned(), |i| i.to_string()),
         "database restored from a backup: skipped ahead so no address handed out after the backup is reused"
     );
     Ok(marker.revealed_to)

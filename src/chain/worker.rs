@@ -318,7 +318,7 @@ impl Worker {
             )?;
             self.charge(&key, cost::SCRIPT * 2.0 * f64::from(gap));
             tracing::info!(
-                found = ?response.last_active_indices,
+                found = %crate::wallet::words::last_used(&response.last_active_indices),
                 txs = response.tx_update.txs.len(),
                 ms = started.elapsed().as_millis() as u64,
                 "scanned the chain for addresses used before"
@@ -769,7 +769,11 @@ impl Worker {
         s.last_sweep_slice = Instant::now();
         for (k, st) in self.check(c, key, s, &slice)? {
             if st.as_ref() != self.known.get(&k) {
-                tracing::info!(keychain = ?k.0, index = k.1, "safety net found a change no notification reported");
+                tracing::info!(
+                    keychain = crate::wallet::words::keychain(k.0),
+                    index = k.1,
+                    "safety net found a change no notification reported"
+                );
                 s.dirty.insert(k, st);
             }
         }

@@ -23,7 +23,7 @@ pub struct InitArgs {
     /// Change descriptor.
     #[arg(long)]
     pub change_descriptor: Option<String>,
-    /// Network: bitcoin, testnet, testnet4, signet or regtest.
+    /// Network: bitcoin (also accepted as mainnet), testnet, testnet4, signet or regtest.
     #[arg(long, default_value = "bitcoin")]
     pub network: String,
     /// Electrum server host.

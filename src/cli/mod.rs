@@ -6,6 +6,7 @@ mod client;
 mod electrum;
 mod init;
 mod receipts;
+mod show;
 mod sink;
 mod tls;
 
@@ -13,24 +14,35 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::config::Config;
+use crate::config::{ClientConfig, Config, Flag, keys};
 use client::DaemonClient;
 
 /// Default configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/snakkaz-pay/config.toml";
 
+/// Exit code: the daemon reports a problem (`status`).
+pub const EXIT_DEGRADED: u8 = 2;
+/// Exit code: the command line is wrong (nothing was done).
+pub const EXIT_USAGE: u8 = 64;
+/// Exit code: the configuration (file, environment or token file) is unusable.
+pub const EXIT_CONFIG: u8 = 78;
+
+const EXIT_CODES: &str = "Exit codes: 0 done; 1 failed (the error says what and what to do); \
+64 wrong command line; 78 (status, payment) unusable configuration or token file. \
+`status` also exits 2 when the appliance is degraded. Each command's --help has its own.";
+
 /// snakkaz-pay: a self-hosted Bitcoin payment appliance.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Configuration file (TOML); environment variables override it.
     #[arg(long, global = true, env = "SNAKKAZ_PAY_CONFIG", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
-    /// Print JSON instead of a human summary.
+    /// Print JSON instead of a human summary (amounts in satoshis).
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -40,23 +52,48 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon.
+    /// Run the daemon (logs to stderr; under systemd it reports ready and pings the watchdog).
+    #[command(
+        after_help = "Exit codes: 0 stopped by SIGTERM/SIGINT; 1 could not start or failed \
+(the log's last line says why); 78 unusable configuration.\n\
+Example: snakkaz-pay --config /etc/snakkaz-pay/config.toml run"
+    )]
     Run,
     /// Check descriptors, write a config file and token files, print the first addresses.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay init --descriptor zpub6r... --network bitcoin --electrum-host electrum.example.org"
+    )]
     Init(init::InitArgs),
     /// Continue an Electrum wallet (4.x file, plain or encrypted): check its addresses against
     /// the configured descriptors and never hand out an address it handed out. Daemon stopped.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay import-electrum-wallet ~/.electrum/wallets/default_wallet --with-requests"
+    )]
     ImportElectrumWallet(electrum::ImportArgs),
-    /// The daily status check; exits non-zero when the daemon is down or Electrum is lost.
-    Status,
-    /// Work with payments through the running daemon.
-    #[command(subcommand)]
-    Payment(PaymentCmd),
+    /// The daily status check: asks the running daemon (needs only its address and a token).
+    #[command(
+        after_help = "Exit codes: 0 healthy; 1 the daemon is not reachable (or refused the \
+token); 2 degraded (the problems are printed, e.g. Electrum lost); 64 wrong command line; \
+78 unusable configuration or token file.\n\
+Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pay/api-token"
+    )]
+    Status(DaemonArgs),
+    /// Create, list, show and complete payments through the running daemon.
+    #[command(
+        after_help = "Exit codes: see each subcommand (0 done; 1 failed; 64 wrong command line; 78 unusable configuration or token file).\nExample: snakkaz-pay payment list --status pending"
+    )]
+    Payment(PaymentArgs),
     /// The Supabase sink: print its schema, or re-queue every payment.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay sink schema > supabase-schema.sql"
+    )]
     Sink(sink::SinkCmd),
     /// Print monitoring files: Prometheus rules and scrape config, Grafana dashboards.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 printed; 64 wrong command line (including --json: the files are printed as they are).\nExample: snakkaz-pay monitoring prometheus-rules > /etc/prometheus/rules/snakkaz-pay.yml"
+    )]
     Monitoring(MonitoringCmd),
     /// Money no open payment counts (unattributed receipts); exit 2 while any is unassigned.
     Receipts {
@@ -65,24 +102,51 @@ pub enum Command {
         cmd: Option<receipts::ReceiptsCmd>,
     },
     /// Incident response: refuse new payments, admin actions and spending; keep watching.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay lockdown --reason \"unknown admin login\""
+    )]
     Lockdown(access::LockdownArgs),
     /// Lift a lock-down (local access only: on the file, or through a request file).
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample (on the box, as root): snakkaz-pay unlock"
+    )]
     Unlock,
     /// Rotate the API and admin bearer tokens.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay tokens rotate all --grace-secs 3600 (grace 0 to 604800 s)"
+    )]
     Tokens(access::TokensCmd),
     /// Print the audit log: admin actions, lock-downs, rotations, failed logins.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay audit --since 24h --action auth."
+    )]
     Audit(access::AuditArgs),
     /// The HTTPS certificate of the page and API.
     #[command(subcommand)]
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay tls generate --out /etc/snakkaz-pay/tls.pem --name pay.lan"
+    )]
     Tls(tls::TlsCmd),
     /// Take an encrypted backup (snapshot through the daemon, or of the stopped database).
+    #[command(
+        after_help = "Exit codes: 0 written (and copied off-site when configured); 3 written, but the off-site copy failed; 1 failed; 64 wrong command line.\nExample: snakkaz-pay backup --to /var/lib/snakkaz-pay/backups"
+    )]
     Backup(backup::BackupArgs),
     /// Decrypt a backup, rebuild the wallet from it and compare with this configuration.
+    #[command(
+        after_help = "Exit codes: 0 the backup restores and matches; 1 it does not (the reason: truncated, altered, other_key, corrupt, other_network, ...), or unusable configuration; 64 wrong command line.\nExample: snakkaz-pay verify-backup --latest --identity /etc/snakkaz-pay/backup-verify-identity.txt"
+    )]
     VerifyBackup(backup::VerifyArgs),
     /// Restore a backup over the database (daemon stopped; the old file is kept aside).
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample (daemon stopped): snakkaz-pay restore FILE.redb.age --identity /media/usb/snakkaz-pay-backup.key"
+    )]
     Restore(backup::RestoreArgs),
     /// Print the descriptors, account xpub (and SLIP-132 form) and first addresses.
+    #[command(
+        after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay --json export-mpk"
+    )]
     ExportMpk,
 }
 
@@ -97,62 +161,132 @@ pub enum MonitoringCmd {
     PrometheusScrapeConfig,
 }
 
+/// Where the daemon listens and which token to show it: all that `status` and `payment`
+/// need. Defaults come from the config file and the environment; the wallet's settings
+/// (descriptors, Electrum) are not read.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The daemon's address [default: SNAKKAZ_PAY_LISTEN of the config file or environment, else 127.0.0.1:8080].
+    #[arg(long, global = true, value_name = "IP:PORT")]
+    pub listen: Option<String>,
+    /// File holding the API (or admin) token [default: SNAKKAZ_PAY_API_TOKEN_FILE, else SNAKKAZ_PAY_ADMIN_TOKEN_FILE].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `payment`: its daemon arguments and the subcommand.
+#[derive(Debug, Args)]
+pub struct PaymentArgs {
+    #[command(flatten)]
+    daemon: DaemonArgs,
+    #[command(subcommand)]
+    cmd: PaymentCmd,
+}
+
 /// `payment` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PaymentCmd {
-    /// Create a payment request.
+    /// Create a payment request (the same reference again returns the same payment).
+    #[command(after_help = PAYMENT_CREATE_HELP)]
     Create {
-        /// Amount in satoshis.
-        #[arg(long)]
+        /// Amount in satoshis, 1 to 2,100,000,000,000,000.
+        #[arg(long, value_name = "SAT", value_parser = clap::value_parser!(u64).range(1..=crate::payments::MAX_AMOUNT_SAT))]
         amount_sat: u64,
-        /// Your reference (idempotency key).
+        /// Your reference (idempotency key), 1-128 printable characters.
         #[arg(long)]
         reference: String,
-        /// Seconds until expiry.
-        #[arg(long)]
+        /// Seconds until expiry, 1 to 2,592,000 (30 days) [default: SNAKKAZ_PAY_PAYMENT_EXPIRY_SECS, 3600].
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
         expires_in_secs: Option<u64>,
-        /// Description shown to the payer.
+        /// Description shown to the payer (in the BIP21 URI).
         #[arg(long)]
         description: Option<String>,
     },
-    /// List payments, newest first.
+    /// List payments, newest first, with a header (ID, status, amounts, flags, reference).
+    #[command(after_help = PAYMENT_LIST_HELP)]
     List {
-        /// Only this status.
+        /// Only this status: pending, unconfirmed, confirmed, completed, expired or underpaid.
         #[arg(long)]
         status: Option<String>,
         /// Only this reference.
         #[arg(long)]
         reference: Option<String>,
-        /// Page size.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Cursor from a previous page.
+        /// Page size, 1 to 500.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=500))]
+        limit: u16,
+        /// Cursor from a previous page (printed as "more: --cursor C").
         #[arg(long)]
         cursor: Option<String>,
     },
-    /// Show one payment with its history.
+    /// Show one payment: flags, amounts asked and received, transactions, times and its history.
+    #[command(after_help = PAYMENT_SHOW_HELP)]
     Show {
-        /// Payment id.
+        /// Payment id (pay_...).
         id: String,
     },
-    /// Acknowledge a confirmed payment.
+    /// Acknowledge a confirmed payment (it becomes completed; repeating it is harmless).
+    #[command(after_help = PAYMENT_COMPLETE_HELP)]
     Complete {
-        /// Payment id.
+        /// Payment id (pay_...).
         id: String,
     },
 }
 
+const PAYMENT_CREATE_HELP: &str = "Exit codes: 0 created (or the existing payment of this reference); 1 the daemon is not \
+reachable or refused the request (the error names the field); 64 wrong command line; \
+78 unusable configuration or token file.\n\
+Example: snakkaz-pay payment create --amount-sat 150000 --reference order-7 --description \"Snakkaz Pro\"";
+
+const PAYMENT_LIST_HELP: &str = "Exit codes: 0 listed (also when there are none); 1 the daemon is not reachable or refused \
+the request; 64 wrong command line; 78 unusable configuration or token file.\n\
+Example: snakkaz-pay payment list --status pending --limit 20";
+
+const PAYMENT_SHOW_HELP: &str = "Exit codes: 0 shown; 1 no such payment, or the daemon is not reachable; 64 wrong command \
+line; 78 unusable configuration or token file.\n\
+Example: snakkaz-pay payment show pay_0123456789abcdef0123456789abcdef";
+
+const PAYMENT_COMPLETE_HELP: &str = "Exit codes: 0 completed; 1 not confirmed yet, no such payment, or the daemon is not \
+reachable; 64 wrong command line; 78 unusable configuration or token file.\n\
+Example: snakkaz-pay payment complete pay_0123456789abcdef0123456789abcdef";
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap's own code for a usage error is 2, which `status` gives to "degraded".
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<SetupError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// The client side could not be set up (configuration or token file): nothing was asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+struct SetupError(anyhow::Error);
+
+/// An option that means nothing for this command.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(&'static str);
 
 fn config_path(cli: &Cli) -> Option<&std::path::Path> {
     Some(cli.config.as_path())
@@ -186,6 +320,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
+        Command::Run if cli.json => Err(UsageError(
+            "--json: `run` is the daemon and prints no summary; leave --json out (the log goes to stderr)",
+        )
+        .into()),
+        Command::Monitoring(_) if cli.json => Err(UsageError(
+            "--json: `monitoring` prints the files themselves (YAML, or JSON for the dashboards); leave --json out",
+        )
+        .into()),
         Command::Run => {
             let cfg = load_config(&cli)?;
             init_tracing(&cfg.log_filter);
@@ -199,13 +341,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Init(args) => init::run(&cli, args),
         Command::ImportElectrumWallet(args) => electrum::run(&cli, args),
-        Command::Status => {
-            let cfg = load_config(&cli)?;
-            runtime()?.block_on(status(&cfg, cli.json))
+        Command::Status(args) => {
+            let client = daemon_only_client(&cli, args)?;
+            runtime()?.block_on(status(&client, cli.json))
         }
-        Command::Payment(cmd) => {
-            let cfg = load_config(&cli)?;
-            runtime()?.block_on(payment(&cfg, cmd, cli.json))
+        Command::Payment(args) => {
+            let client = daemon_only_client(&cli, &args.daemon)?;
+            runtime()?.block_on(payment(&client, &args.cmd, cli.json))
         }
         Command::Sink(cmd) => sink::run(&cli, cmd),
         Command::Receipts { cmd } => receipts::run(&cli, cmd.as_ref()),
@@ -233,6 +375,51 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A client from the daemon's address and a token only (`status`, `payment`): the
+/// descriptors and Electrum settings are neither needed nor checked.
+fn daemon_only_client(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<DaemonClient> {
+    let mut flags = Vec::new();
+    if let Some(l) = &args.listen {
+        flags.push(Flag {
+            key: keys::LISTEN,
+            flag: "--listen",
+            value: l.clone(),
+        });
+    }
+    if let Some(t) = &args.token_file {
+        flags.push(Flag {
+            key: keys::API_TOKEN_FILE,
+            flag: "--token-file",
+            value: t.display().to_string(),
+        });
+    }
+    let setup = || -> anyhow::Result<DaemonClient> {
+        let c = ClientConfig::from_process_env(config_path(cli), &flags)?;
+        let (key, path) = match (&c.api_token_file, &c.admin_token_file) {
+            (Some(p), _) => (
+                if args.token_file.is_some() {
+                    "--token-file"
+                } else {
+                    keys::API_TOKEN_FILE
+                },
+                p,
+            ),
+            (None, Some(p)) => (keys::ADMIN_TOKEN_FILE, p),
+            (None, None) => anyhow::bail!(
+                "no token: give --token-file FILE, or set SNAKKAZ_PAY_API_TOKEN_FILE (in {} or the environment)",
+                cli.config.display()
+            ),
+        };
+        let token = crate::secret::read_token_file(path).with_context(|| key.to_owned())?;
+        let client = DaemonClient::new(c.listen, token);
+        Ok(match &c.tls_cert_file {
+            Some(path) => client.with_pinned_tls(&crate::web::tls::load(path)?.fingerprint),
+            None => client,
+        })
+    };
+    setup().map_err(|e| SetupError(e).into())
+}
+
 fn daemon_client(cfg: &Config) -> anyhow::Result<DaemonClient> {
     let tokens = crate::daemon::load_tokens(cfg)?;
     let token = tokens
@@ -254,58 +441,27 @@ pub(crate) fn client_for(
     })
 }
 
-async fn status(cfg: &Config, as_json: bool) -> anyhow::Result<ExitCode> {
-    let client = daemon_client(cfg)?;
+async fn status(client: &DaemonClient, as_json: bool) -> anyhow::Result<ExitCode> {
     let (_, s) = client.call(Method::GET, "/api/status", None).await?;
     let healthy = s["healthy"].as_bool().unwrap_or(false);
     if as_json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        let e = &s["electrum"];
-        println!(
-            "snakkaz-pay {} on {}",
-            s["version"].as_str().unwrap_or("?"),
-            s["network"].as_str().unwrap_or("?")
-        );
-        println!("health:    {}", if healthy { "OK" } else { "DEGRADED" });
-        for p in s["problems"].as_array().into_iter().flatten() {
-            println!("  problem: {}", p.as_str().unwrap_or(""));
-        }
-        println!(
-            "electrum:  {} {} tip {}",
-            if e["connected"].as_bool() == Some(true) {
-                "connected to"
-            } else {
-                "disconnected from"
-            },
-            e["server"].as_str().unwrap_or("-"),
-            e["tip_height"]
-                .as_u64()
-                .map_or("-".into(), |t| t.to_string())
-        );
-        let w = &s["wallet"];
-        println!(
-            "wallet:    {} sat confirmed, {} sat unconfirmed, {} addresses in use",
-            w["confirmed_sat"], w["unconfirmed_sat"], w["addresses_in_use"]
-        );
-        let counts: Vec<String> = s["payments"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        println!("payments:  {}", counts.join(", "));
-        println!("outbox:    {} pending", s["outbox"]["pending"]);
+        print!("{}", show::status(&s));
     }
     Ok(if healthy {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(2)
+        ExitCode::from(EXIT_DEGRADED)
     })
 }
 
-async fn payment(cfg: &Config, cmd: &PaymentCmd, as_json: bool) -> anyhow::Result<ExitCode> {
-    let client = daemon_client(cfg)?;
+async fn payment(
+    client: &DaemonClient,
+    cmd: &PaymentCmd,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut filtered = false;
     let (_, v) = match cmd {
         PaymentCmd::Create {
             amount_sat,
@@ -329,6 +485,7 @@ async fn payment(cfg: &Config, cmd: &PaymentCmd, as_json: bool) -> anyhow::Resul
             limit,
             cursor,
         } => {
+            filtered = status.is_some() || reference.is_some() || cursor.is_some();
             let mut q = form_urlencoded::Serializer::new(String::new());
             q.append_pair("limit", &limit.to_string());
             if let Some(s) = status {
@@ -365,52 +522,14 @@ async fn payment(cfg: &Config, cmd: &PaymentCmd, as_json: bool) -> anyhow::Resul
     };
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if let Some(list) = v["payments"].as_array() {
-        for p in list {
-            print_payment_line(p);
-        }
-        if let Some(c) = v["next_cursor"].as_str() {
-            println!("(more: --cursor {c})");
-        }
+    } else if v["payments"].is_array() {
+        print!("{}", show::payment_list(&v, filtered));
     } else {
-        print_payment(&v);
+        print!("{}", show::payment(&v, std::time::SystemTime::now()));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn encode_segment(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-fn print_payment_line(p: &Value) {
-    println!(
-        "{}  {:<11} {:>12} sat  received {:>12}  conf {:>3}  {}",
-        p["id"].as_str().unwrap_or(""),
-        p["status"].as_str().unwrap_or(""),
-        p["amount_sat"],
-        p["received_sat"],
-        p["confirmations"],
-        p["reference"].as_str().unwrap_or("")
-    );
-}
-
-fn print_payment(p: &Value) {
-    println!("id:            {}", p["id"].as_str().unwrap_or(""));
-    println!("reference:     {}", p["reference"].as_str().unwrap_or(""));
-    println!("status:        {}", p["status"].as_str().unwrap_or(""));
-    println!("address:       {}", p["address"].as_str().unwrap_or(""));
-    println!("amount:        {} sat", p["amount_sat"]);
-    println!("received:      {} sat", p["received_sat"]);
-    println!("confirmations: {}", p["confirmations"]);
-    println!("expires at:    {}", p["expires_at"].as_str().unwrap_or(""));
-    println!("pay with:      {}", p["bip21"].as_str().unwrap_or(""));
-    for e in p["events"].as_array().into_iter().flatten() {
-        println!(
-            "  {}  {} -> {}  {}",
-            e["at"].as_str().unwrap_or(""),
-            e["from"].as_str().unwrap_or("-"),
-            e["to"].as_str().unwrap_or(""),
-            e["reason"].as_str().unwrap_or("")
-        );
-    }
 }

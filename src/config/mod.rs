@@ -7,6 +7,7 @@
 //! (test harnesses and later components use the prefix too); unknown TOML keys are errors.
 
 mod backup;
+mod client;
 mod descriptor;
 mod error;
 mod render;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use bdk_wallet::bitcoin::Network;
 
 pub use backup::BackupConfig;
+pub use client::ClientConfig;
 pub use descriptor::DescriptorProblem;
 pub use error::{ConfigError, Origin};
 
@@ -771,13 +773,14 @@ fn parse_bool(raw: &Raw) -> Result<bool, ConfigError> {
 
 fn parse_network(raw: &Raw) -> Result<Network, ConfigError> {
     match raw.text.as_str() {
-        "bitcoin" => Ok(Network::Bitcoin),
+        // Electrum and most wallets call it mainnet.
+        "bitcoin" | "mainnet" => Ok(Network::Bitcoin),
         "testnet" => Ok(Network::Testnet),
         "testnet4" => Ok(Network::Testnet4),
         "signet" => Ok(Network::Signet),
         "regtest" => Ok(Network::Regtest),
         other => Err(raw.invalid(format!(
-            "{other:?} is not a network (bitcoin, testnet, testnet4, signet or regtest)"
+            "{other:?} is not a network (bitcoin or mainnet, testnet, testnet4, signet or regtest)"
         ))),
     }
 }

@@ -3,6 +3,7 @@
 //! Nothing in here does I/O: the lifecycle is a function of the payment, what the wallet
 //! sees paid to its address, the chain tip and the clock.
 
+pub mod display;
 pub mod lifecycle;
 pub mod receipt;
 

@@ -127,7 +127,8 @@ impl Drain {
                         source: e,
                     })?;
             if !applied.is_empty() {
-                tracing::info!(?applied, "Supabase schema migrations applied");
+                let applied: Vec<String> = applied.iter().map(i32::to_string).collect();
+                tracing::info!(applied = %applied.join(", "), "Supabase schema migrations applied");
             }
         }
         Ok(client)

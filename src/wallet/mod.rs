@@ -5,6 +5,7 @@
 //! the caller in the same store transaction as the payments they belong to.
 
 pub mod view;
+pub mod words;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -53,7 +53,7 @@ impl<'a> PaymentJson<'a> {
             confirmations: p.confirmations,
             txids: &p.txids,
             flags: p.flags.names(),
-            bip21: bip21(&p.address, p.amount_sat, p.description.as_deref()),
+            bip21: payment_bip21(p),
             created_at: rfc3339(p.created_at),
             updated_at: rfc3339(p.updated_at),
             expires_at: rfc3339(p.expires_at),
@@ -77,13 +77,19 @@ impl<'a> PaymentJson<'a> {
 
 /// Satoshis as a BTC decimal string without floating point (`150000` → `0.0015`).
 pub fn btc_string(sat: u64) -> String {
-    let whole = sat / 100_000_000;
-    let frac = sat % 100_000_000;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let frac = format!("{frac:08}");
-    format!("{whole}.{}", frac.trim_end_matches('0'))
+    crate::payments::display::btc_decimal(sat)
+}
+
+/// The BIP21 URI a payer should use now: after a partial payment it asks only for what
+/// is missing, so that a wallet scanning it does not pay the whole amount again.
+pub fn payment_bip21(p: &Payment) -> String {
+    let remaining = p.remaining_sat();
+    let ask = if remaining > 0 {
+        remaining
+    } else {
+        p.amount_sat
+    };
+    bip21(&p.address, ask, p.description.as_deref())
 }
 
 /// A BIP21 URI for paying `amount_sat` to `address`.

@@ -5,6 +5,7 @@
 //! token when `SNAKKAZ_PAY_PAGE_AUTH=token` (the script asks for it and keeps it in
 //! sessionStorage). Every value is escaped where the fragment is rendered (`render`).
 
+mod chart;
 mod render;
 
 use bytes::Bytes;

@@ -149,10 +149,23 @@ impl Browser {
 
     /// Saves a PNG of the full page under `target/screenshots/`.
     pub fn screenshot(&mut self, name: &str) -> PathBuf {
-        let r = self.call(
-            "Page.captureScreenshot",
+        self.save_screenshot(
+            name,
             json!({"format": "png", "captureBeyondViewport": true}),
-        );
+        )
+    }
+
+    /// Saves a PNG of the top `width` × `height` CSS pixels at `scale` (small, for docs/).
+    pub fn screenshot_top(&mut self, name: &str, width: u32, height: u32, scale: f64) -> PathBuf {
+        self.save_screenshot(
+            name,
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": scale}}),
+        )
+    }
+
+    fn save_screenshot(&mut self, name: &str, params: Value) -> PathBuf {
+        let r = self.call("Page.captureScreenshot", params);
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().expect("screenshot data"))
             .expect("base64 screenshot");

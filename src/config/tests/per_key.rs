@@ -82,8 +82,8 @@ fn key_cases() -> Vec<KeyCase> {
             env: ("regtest", "regtest"),
             toml: (r#""testnet4""#, "testnet4"),
             invalid: Some((
-                "mainnet",
-                r#""mainnet" is not a network (bitcoin, testnet, testnet4, signet or regtest)"#,
+                "main",
+                r#""main" is not a network (bitcoin or mainnet, testnet, testnet4, signet or regtest)"#,
             )),
         },
         KeyCase {

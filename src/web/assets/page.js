@@ -21,6 +21,19 @@
     document.getElementById("token").focus();
   }
 
+  // Times come in UTC from the appliance; add the browser's own clock next to them.
+  function localize(root) {
+    for (const t of root.querySelectorAll("time[datetime]")) {
+      if (t.querySelector(".local")) continue;
+      const d = new Date(t.getAttribute("datetime"));
+      if (isNaN(d)) continue;
+      const span = document.createElement("span");
+      span.className = "local";
+      span.textContent = " · " + d.toLocaleString([], { dateStyle: "short", timeStyle: "medium" }) + " local";
+      t.appendChild(span);
+    }
+  }
+
   function setLive(ok, text) {
     live.textContent = text;
     live.classList.toggle("stale", !ok);
@@ -45,6 +58,7 @@
       const html = await r.text();
       if (!r.ok && r.status !== 404) throw new Error("HTTP " + r.status);
       main.innerHTML = html;
+      localize(main);
       main.hidden = false;
       login.hidden = true;
       refreshes += 1;
@@ -69,6 +83,7 @@
 
   // Without a token the first paint already carries data: wait one period before refreshing.
   if (!needToken && main.children.length > 0) {
+    localize(main);
     setLive(true, "live");
     timer = setTimeout(refresh, EVERY_MS);
   } else {

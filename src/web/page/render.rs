@@ -9,9 +9,10 @@ use crate::alerts::Alert;
 use crate::app::{App, AppError, StatusReport};
 use crate::clock::rfc3339;
 use crate::metrics::Timings;
+use crate::payments::display::{Sat, flag_words};
 use crate::payments::{Event, Payment, Status};
 use crate::store::ListQuery;
-use crate::web::json::{bip21, btc_string};
+use crate::web::json::payment_bip21;
 
 /// Payments listed on the overview.
 const RECENT: usize = 15;
@@ -59,6 +60,7 @@ pub(super) fn overview(app: &App) -> String {
     wallet(&mut h, &s);
     counts(&mut h, &s);
     timings(&mut h, &app.metrics.timings(), &s);
+    last_day(&mut h, app);
     h.push_str("</div>");
     match recent {
         Ok((ps, _)) => recent_table(&mut h, &ps, app.cfg.min_confirmations),
@@ -76,6 +78,38 @@ pub(super) fn overview(app: &App) -> String {
 /// Failed logins shown on the overview, from the last day.
 const RECENT_FAILED_LOGINS: usize = 5;
 
+/// Payments read for the last-day chart at most (the newest; a bounded read per refresh).
+const CHART_PAYMENTS: usize = crate::app::MAX_PAGE;
+
+fn last_day(h: &mut String, app: &App) {
+    let now = crate::clock::now();
+    h.push_str("<section class=card id=last-day><h2>Last 24 hours</h2>");
+    match app.list_payments(&ListQuery {
+        limit: CHART_PAYMENTS,
+        ..Default::default()
+    }) {
+        Ok((ps, next)) => {
+            let day_start = now.saturating_sub(24 * 3600);
+            // Newest first: capped only when the oldest read is still inside the day.
+            let capped = next.is_some() && ps.last().is_some_and(|p| p.created_at >= day_start);
+            let per_hour = super::chart::per_hour(&ps, now);
+            h.push_str(&super::chart::svg(
+                &per_hour,
+                &app.metrics.detection_last_day(),
+                capped,
+            ));
+        }
+        Err(e) => {
+            let _ = write!(
+                h,
+                "<p class=bad>chart unavailable: {}</p>",
+                escape(&e.to_string())
+            );
+        }
+    }
+    h.push_str("</section>");
+}
+
 fn lockdown_banner(h: &mut String, rec: Option<&crate::store::LockdownRecord>) {
     let Some(r) = rec else { return };
     let _ = write!(
@@ -84,7 +118,7 @@ fn lockdown_banner(h: &mut String, rec: Option<&crate::store::LockdownRecord>) {
          <p>Since {since} by {source}: {reason}</p>\
          <p>New payments, admin actions and spending are refused; open payments are still watched and recorded. \
          Lift it on the box with <code>snakkaz-pay unlock</code>.</p></section>",
-        since = rfc3339(r.since),
+        since = time(r.since),
         source = escape(&r.source),
         reason = escape(&r.reason),
     );
@@ -112,7 +146,7 @@ fn failed_logins(h: &mut String, app: &App) {
             let _ = write!(
                 h,
                 "<li><span class=muted>{at}</span> <strong>{source}</strong> {detail}</li>",
-                at = rfc3339(e.at),
+                at = time(e.at),
                 source = escape(&e.source),
                 detail = escape(&e.detail),
             );
@@ -140,15 +174,16 @@ fn receipts(h: &mut String, app: &App) {
         "<section class=\"card{}\" id=receipts data-open={open}><h2>Unattributed receipts</h2>\
          <p>Money that reached the wallet and that no open payment counts. Assign each with \
          <code>snakkaz-pay receipts assign TXID:VOUT PAYMENT_ID</code>.</p>\
-         <div class=scroll><table><thead><tr><th>Outpoint</th><th>Amount</th><th>State</th><th>Why</th><th>Seen</th></tr></thead><tbody>",
+         <div class=scroll><table class=cards><thead><tr><th>Outpoint</th><th>Amount</th><th>State</th><th>Why</th><th>Seen</th></tr></thead><tbody>",
         if open > 0 { " warn" } else { "" }
     );
     for r in list.iter().take(RECENT_RECEIPTS) {
         let _ = write!(
             h,
-            "<tr data-outpoint=\"{op}\"><td><code>{op}</code></td><td>{amount} sat</td><td>{state}{to}</td><td>{why}</td><td>{seen}</td></tr>",
+            "<tr data-outpoint=\"{op}\"><td data-label=Outpoint><code>{op}</code></td><td data-label=Amount>{amount}</td>\
+             <td data-label=State>{state}{to}</td><td data-label=Why>{why}</td><td data-label=Seen>{seen}</td></tr>",
             op = escape(&r.outpoint),
-            amount = r.amount_sat,
+            amount = amount(r.amount_sat),
             state = r.state(),
             to = r
                 .assigned_to
@@ -156,7 +191,7 @@ fn receipts(h: &mut String, app: &App) {
                 .map(|p| format!(" → {}", escape(p)))
                 .unwrap_or_default(),
             why = escape(r.cause.describe()),
-            seen = rfc3339(r.first_seen_at),
+            seen = time(r.first_seen_at),
         );
     }
     h.push_str("</tbody></table></div></section>");
@@ -235,7 +270,7 @@ fn electrum(h: &mut String, s: &StatusReport) {
             "<span class=bad>disconnected</span>"
         },
     );
-    row(h, "Server", &escape(e.server.as_deref().unwrap_or("–")));
+    row(h, "Server", &server(e.server.as_deref()));
     row(h, "Protocol", if e.tls { "TLS" } else { "TCP (no TLS)" });
     row(h, "Tip height", &opt(e.tip_height));
     row(
@@ -263,8 +298,8 @@ fn electrum(h: &mut String, s: &StatusReport) {
 fn wallet(h: &mut String, s: &StatusReport) {
     let w = &s.wallet;
     h.push_str("<section class=card id=wallet><h2>Wallet</h2><dl>");
-    row(h, "Confirmed", &btc(w.confirmed_sat));
-    row(h, "Unconfirmed", &btc(w.unconfirmed_sat));
+    row(h, "Confirmed", &amount(w.confirmed_sat));
+    row(h, "Unconfirmed", &amount(w.unconfirmed_sat));
     row(h, "Addresses in use", &w.addresses_in_use.to_string());
     row(h, "Wallet tip", &w.tip_height.to_string());
     let sink = &s.sink;
@@ -355,7 +390,7 @@ fn timings(h: &mut String, t: &Timings, s: &StatusReport) {
 
 fn recent_table(h: &mut String, ps: &[Payment], min_conf: u32) {
     h.push_str(
-        "<section class=card id=recent><h2>Recent payments</h2><div class=scroll><table>\
+        "<section class=card id=recent><h2>Recent payments</h2><div class=scroll><table class=cards>\
          <thead><tr><th>Payment</th><th>Status</th><th class=num>Amount</th><th class=num>Received</th>\
          <th class=num>Conf.</th><th>Created</th><th>Seen → confirmed</th></tr></thead><tbody>",
     );
@@ -365,17 +400,23 @@ fn recent_table(h: &mut String, ps: &[Payment], min_conf: u32) {
     for p in ps {
         let _ = write!(
             h,
-            "<tr data-payment=\"{id}\" data-status=\"{status}\"><td><a href=\"/payments/{id}\">{reference}</a></td>\
-             <td><span class=\"badge {status}\">{status}</span>{flags}</td><td class=num>{amount}</td>\
-             <td class=num>{received}</td><td class=num>{conf}/{min_conf}</td><td>{created}</td><td>{took}</td></tr>",
+            "<tr data-payment=\"{id}\" data-status=\"{status}\"{problem}><td data-label=Payment><a href=\"/payments/{id}\">{reference}</a></td>\
+             <td data-label=Status><span class=\"badge {status}\">{status}</span>{flags}</td><td class=num data-label=Amount>{amount}</td>\
+             <td class=num data-label=Received>{received}</td><td class=num data-label=Conf.>{conf}/{min_conf}</td>\
+             <td data-label=Created>{created}</td><td data-label=\"Seen → confirmed\">{took}</td></tr>",
             id = escape(&p.id),
             reference = escape(&p.reference),
             status = p.status.as_str(),
+            problem = if p.flags.money_lost {
+                " class=problem"
+            } else {
+                ""
+            },
             flags = flags(p),
-            amount = btc(p.amount_sat),
-            received = btc(p.received_sat),
+            amount = amount(p.amount_sat),
+            received = amount(p.received_sat),
             conf = p.confirmations,
-            created = rfc3339(p.created_at),
+            created = time(p.created_at),
             took = match (p.first_seen_at, p.confirmed_at) {
                 (Some(a), Some(b)) => duration(b.saturating_sub(a)),
                 _ => "–".into(),
@@ -389,7 +430,18 @@ fn flags(p: &Payment) -> String {
     p.flags
         .names()
         .iter()
-        .map(|f| format!(" <span class=\"badge flag\">{}</span>", escape(f)))
+        .map(|f| {
+            // A loss is a problem, not a remark: red, like a failed payment.
+            let class = if *f == crate::payments::FLAG_MONEY_LOST {
+                "badge flag critical"
+            } else {
+                "badge flag"
+            };
+            format!(
+                " <span class=\"{class}\" data-flag=\"{f}\">{}</span>",
+                escape(&flag_words(f))
+            )
+        })
         .collect()
 }
 
@@ -411,22 +463,41 @@ pub(super) fn payment(app: &App, id: &str) -> Result<String, (StatusCode, String
             ),
         ),
     })?;
-    let uri = bip21(&p.address, p.amount_sat, p.description.as_deref());
     let mut h = String::new();
     let _ = write!(
         h,
         "<p><a href=\"/\">← Overview</a></p><section class=\"card payment\" id=payment data-payment=\"{id}\" data-status=\"{status}\">\
-         <h1>{reference} <span class=\"badge {status}\">{status}</span>{flags}</h1><div class=pay>\
-         <figure class=qr id=qr>{qr}<figcaption><a href=\"{uri}\">Open in wallet</a></figcaption></figure><dl>",
+         <h1>{reference} <span class=\"badge {status}\">{status}</span>{flags}</h1>",
         id = escape(&p.id),
         status = p.status.as_str(),
         reference = escape(&p.reference),
         flags = flags(&p),
-        qr = qr_svg(&uri),
-        uri = escape(&uri),
     );
-    row(&mut h, "Amount", &btc(p.amount_sat));
-    row(&mut h, "Received", &btc(p.received_sat));
+    if p.flags.money_lost {
+        h.push_str(
+            "<p class=\"problem-note bad\" id=money-lost><strong>Problem: this payment's money left the chain \
+             after it was confirmed</strong> (double spend or reorg). Check what was delivered for it, then \
+             acknowledge the loss (<code>POST /api/admin/payments/ID/acknowledge-loss</code>).</p>",
+        );
+    }
+    h.push_str("<div class=pay>");
+    pay_box(&mut h, &p);
+    h.push_str("<dl>");
+    row(&mut h, "Amount", &amount_long(p.amount_sat));
+    let received = match p.received_sat.cmp(&p.amount_sat) {
+        std::cmp::Ordering::Less if p.received_sat > 0 => format!(
+            "{} <span class=muted>({} missing)</span>",
+            amount(p.received_sat),
+            Sat(p.amount_sat - p.received_sat)
+        ),
+        std::cmp::Ordering::Greater => format!(
+            "{} <span class=muted>({} more than asked)</span>",
+            amount(p.received_sat),
+            Sat(p.received_sat - p.amount_sat)
+        ),
+        _ => amount(p.received_sat),
+    };
+    row(&mut h, "Received", &received);
     row(
         &mut h,
         "Confirmations",
@@ -440,17 +511,17 @@ pub(super) fn payment(app: &App, id: &str) -> Result<String, (StatusCode, String
     if let Some(d) = &p.description {
         row(&mut h, "Description", &escape(d));
     }
-    row(&mut h, "Created", &rfc3339(p.created_at));
-    row(&mut h, "Expires", &rfc3339(p.expires_at));
+    row(&mut h, "Created", &time(p.created_at));
+    row(&mut h, "Expires", &time(p.expires_at));
     row(
         &mut h,
         "First seen",
-        &p.first_seen_at.map_or("–".into(), rfc3339),
+        &p.first_seen_at.map_or("–".into(), time),
     );
     row(
         &mut h,
         "Confirmed",
-        &p.confirmed_at.map_or("–".into(), rfc3339),
+        &p.confirmed_at.map_or("–".into(), time),
     );
     let txids: Vec<String> = p
         .txids
@@ -478,15 +549,16 @@ pub(super) fn payment(app: &App, id: &str) -> Result<String, (StatusCode, String
 
 fn history(h: &mut String, events: &[Event]) {
     h.push_str(
-        "<section class=card id=history><h2>History</h2><div class=scroll><table><thead><tr>\
+        "<section class=card id=history><h2>History</h2><div class=scroll><table class=cards><thead><tr>\
          <th>Time</th><th>From</th><th>To</th><th>Reason</th></tr></thead><tbody>",
     );
     for e in events {
         let _ = write!(
             h,
-            "<tr data-to=\"{to}\"><td>{at}</td><td>{from}</td><td><span class=\"badge {to}\">{to}</span></td><td>{reason}{txids}</td></tr>",
-            at = rfc3339(e.at),
-            from = e.from.map_or("–", |s| s.as_str()),
+            "<tr data-to=\"{to}\"><td data-label=Time>{at}</td><td data-label=From>{from}</td>\
+             <td data-label=To><span class=\"badge {to}\">{to}</span></td><td data-label=Reason>{reason}{txids}</td></tr>",
+            at = time(e.at),
+            from = e.from.map_or("new", |s| s.as_str()),
             to = e.to.as_str(),
             reason = escape(&e.reason),
             txids = e
@@ -518,8 +590,94 @@ pub(crate) fn qr_svg(uri: &str) -> String {
     }
 }
 
-fn btc(sat: u64) -> String {
-    format!("{} BTC", btc_string(sat))
+/// What the payer is offered: the QR code while money is wanted (for what is still
+/// missing), a plain "paid" once it arrived, a warning not to pay once it expired.
+fn pay_box(h: &mut String, p: &Payment) {
+    if p.flags.money_lost {
+        let _ = write!(
+            h,
+            "<div class=\"closedbox bad\" id=lost><strong>Money lost</strong><span>{} of {} still on the chain</span></div>",
+            amount(p.received_sat),
+            amount(p.amount_sat)
+        );
+        return;
+    }
+    if p.is_paid() {
+        let _ = write!(
+            h,
+            "<div class=\"paidbox ok\" id=paid><strong>Paid</strong><span>{} received{}</span></div>",
+            amount(p.received_sat),
+            if p.status == Status::Unconfirmed {
+                ", waiting for confirmations"
+            } else {
+                ""
+            }
+        );
+        return;
+    }
+    if p.status != Status::Pending {
+        let _ = write!(
+            h,
+            "<div class=\"closedbox bad\" id=closed><strong>{}</strong><span>Do not pay this request; make a new one.</span></div>",
+            if p.status == Status::Expired {
+                "Expired"
+            } else {
+                "Underpaid and expired"
+            }
+        );
+        return;
+    }
+    let uri = payment_bip21(p);
+    let remaining = p.remaining_sat();
+    let _ = write!(
+        h,
+        "<figure class=qr id=qr data-ask-sat={ask}>{qr}<figcaption>{what}<br><a href=\"{uri}\">Open in wallet</a></figcaption></figure>",
+        ask = remaining,
+        qr = qr_svg(&uri),
+        what = if p.received_sat > 0 {
+            format!("Still to pay: <strong>{}</strong>", Sat(remaining))
+        } else {
+            format!("Pay <strong>{}</strong>", Sat(remaining))
+        },
+        uri = escape(&uri),
+    );
+}
+
+/// An amount as people read it; the API has the integer satoshis.
+fn amount(sat: u64) -> String {
+    Sat(sat).to_string()
+}
+
+/// An amount in satoshis and in BTC.
+fn amount_long(sat: u64) -> String {
+    format!("{} <span class=muted>({:#})</span>", Sat(sat), Sat(sat))
+}
+
+/// A time in UTC; the page's script adds the browser's local time next to it.
+fn time(secs: u64) -> String {
+    let utc = rfc3339(secs);
+    let shown = utc.replacen('T', " ", 1).replace('Z', " UTC");
+    format!("<time datetime=\"{utc}\">{shown}</time>")
+}
+
+/// An Electrum server URL that may wrap only between scheme, host and port, never
+/// inside the port number.
+fn server(url: Option<&str>) -> String {
+    let Some(url) = url else {
+        return "–".into();
+    };
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
+    let mut out = String::from("<span class=server>");
+    if !scheme.is_empty() {
+        let _ = write!(out, "{}://<wbr>", escape(scheme));
+    }
+    out.push_str(&escape(host));
+    if !port.is_empty() {
+        let _ = write!(out, "<wbr><span class=port>:{}</span>", escape(port));
+    }
+    out.push_str("</span>");
+    out
 }
 
 fn opt(v: Option<u32>) -> String {
@@ -554,6 +712,23 @@ mod tests {
         assert!(
             !svg.contains("style="),
             "a strict CSP blocks style attributes"
+        );
+    }
+
+    #[test]
+    fn servers_wrap_between_parts_never_inside_the_port() {
+        assert_eq!(
+            server(Some("tcp://127.0.0.1:50001")),
+            "<span class=server>tcp://<wbr>127.0.0.1<wbr><span class=port>:50001</span></span>"
+        );
+        assert_eq!(server(None), "–");
+    }
+
+    #[test]
+    fn times_carry_their_utc_instant_for_the_local_clock() {
+        assert_eq!(
+            time(0),
+            "<time datetime=\"1970-01-01T00:00:00Z\">1970-01-01 00:00:00 UTC</time>"
         );
     }
 
