@@ -8,6 +8,7 @@ mod init;
 mod receipts;
 mod sink;
 mod tls;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,8 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Print the descriptors, account xpub (and SLIP-132 form) and first addresses.
     ExportMpk,
+    /// Install a signed update bundle on the inactive root slot and reboot into it.
+    Update(update::UpdateArgs),
 }
 
 /// `monitoring` subcommands (print to stdout; no daemon or configuration needed).
@@ -218,6 +221,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyBackup(args) => backup::verify_backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
         Command::ExportMpk => backup::export_mpk(&cli),
+        Command::Update(args) => update::run(&cli, args),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),
