@@ -132,7 +132,7 @@ impl Box_ {
     /// Every file of the system (not the bundles and keys), for "nothing was written".
     fn state(&self) -> BTreeMap<String, Vec<u8>> {
         let mut out = BTreeMap::new();
-        for top in ["dev", "efi", "etc", "proc", "usr"] {
+        for top in ["dev", "efi", "etc", "proc", "usr", "var"] {
             walk(&self.root().join(top), &mut out);
         }
         out
@@ -157,7 +157,10 @@ impl Box_ {
 }
 
 fn walk(p: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-    for e in std::fs::read_dir(p).unwrap() {
+    let Ok(dir) = std::fs::read_dir(p) else {
+        return; // var/ exists only once an update was recorded
+    };
+    for e in dir {
         let e = e.unwrap().path();
         if e.is_dir() {
             walk(&e, out);
@@ -335,4 +338,51 @@ fn a_downgrade_needs_force() {
         b.entries(),
         ["snakkaz-pay-0.1.9-b+3.efi", "snakkaz-pay-0.2.0-a.efi"]
     );
+}
+
+#[test]
+fn a_version_that_failed_its_boot_checks_is_not_installed_again_and_status_says_so() {
+    let b = Box_::new("0.2.0");
+    let bundle = b.bundle("bad", "0.3.0", "trusted");
+    let out = b.update(&["--no-reboot", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What systemd-boot leaves after three failed boots; the box is back on slot A.
+    let esp = b.root().join("efi/EFI/Linux");
+    std::fs::rename(
+        esp.join("snakkaz-pay-0.3.0-b+3.efi"),
+        esp.join("snakkaz-pay-0.3.0-b+0-3.efi"),
+    )
+    .unwrap();
+
+    let out = b.update(&["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["version"], "0.2.0");
+    assert_eq!(s["slot"], "a");
+    assert_eq!(s["last_update"]["to"], "0.3.0");
+    assert_eq!(s["last_update_outcome"]["outcome"], "failed_fell_back");
+    let out = b.update(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "last update: FAILED: 0.3.0 did not pass its boot checks; fell back to 0.2.0"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("snakkaz-pay-0.3.0-b+0-3.efi bad (failed 3 boots)"),
+        "{text}"
+    );
+
+    let before = b.state();
+    let out = b.update(&["--no-reboot", bundle.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("failed its boot checks"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(b.state(), before);
+    let out = b.update(&["--no-reboot", "--force", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

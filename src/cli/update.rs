@@ -16,8 +16,9 @@ const SYSROOT_ENV: &str = "SNAKKAZ_PAY_UPDATE_SYSROOT";
 /// `update` arguments.
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
-    /// The update bundle: its directory, or the SHA256SUMS file in it.
-    pub bundle: PathBuf,
+    /// The update bundle: its directory, or the SHA256SUMS file in it. Without it: print
+    /// the running version, slot, boot entries and the last update's outcome.
+    pub bundle: Option<PathBuf>,
     /// Install an older version, or the running one again.
     #[arg(long)]
     pub force: bool,
@@ -36,14 +37,17 @@ pub fn run(cli: &Cli, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
     let cmdline_path = root.join("proc/cmdline");
     let cmdline = std::fs::read_to_string(&cmdline_path)
         .with_context(|| format!("reading {}", cmdline_path.display()))?;
-    let dir = if args.bundle.is_file() {
-        args.bundle
+    let Some(bundle) = &args.bundle else {
+        return print_status(cli, &sys, &cmdline);
+    };
+    let dir = if bundle.is_file() {
+        bundle
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_owned()
     } else {
-        args.bundle.clone()
+        bundle.clone()
     };
     let report = update::apply(&sys, &cmdline, &dir, args.force, args.check, || {
         pre_update_snapshot(cli)
@@ -100,6 +104,25 @@ pub fn run(cli: &Cli, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
             status.success(),
             "systemctl reboot failed ({status}); the update is installed: reboot the box to start it"
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(cli: &Cli, sys: &System, cmdline: &str) -> anyhow::Result<ExitCode> {
+    let s = update::status(sys, cmdline).context("reading the update status")?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!("version:     {} (slot {})", s.version, s.slot);
+        println!("last update: {}", s.summary);
+        for e in &s.entries {
+            let state = match e.counter {
+                None => "good".to_string(),
+                Some(c) if c.left == 0 => format!("bad (failed {} boots)", c.done),
+                Some(c) => format!("on trial ({} of {} boots left)", c.left, c.left + c.done),
+            };
+            println!("boot entry:  {} {state}", e.name);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -134,8 +134,9 @@ fn read_small(path: &Path) -> Result<Vec<u8>, BundleError> {
 }
 
 /// Checks the bundle in `dir` against `public_key` (minisign public key text): the
-/// signature first, then each file's SHA-256. Reads only.
-pub fn verify(dir: &Path, public_key: &str) -> Result<Verified, BundleError> {
+/// signature, the list and `VERSION` (cheap; `hash_files` then reads the large files).
+/// Reads only; `root_bytes` is 0 until `hash_files`.
+pub fn verify_signed(dir: &Path, public_key: &str) -> Result<Verified, BundleError> {
     let signed = read_small(&dir.join(SUMS))?;
     let sig = read_small(&dir.join(SIGNATURE))?;
     let sig = String::from_utf8_lossy(&sig);
@@ -148,20 +149,6 @@ pub fn verify(dir: &Path, public_key: &str) -> Result<Verified, BundleError> {
     for name in [VERSION, ROOT, &Slot::A.bundle_uki(), &Slot::B.bundle_uki()] {
         if sums.get(name).is_none() {
             return Err(BundleError::Unlisted { name: name.into() });
-        }
-    }
-    let mut root_bytes = 0;
-    for (name, want) in sums.iter() {
-        let path = dir.join(name);
-        let (got, len) = hash_file(&path).map_err(|source| BundleError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        if &got != want {
-            return Err(BundleError::Mismatch { name: name.into() });
-        }
-        if name == ROOT {
-            root_bytes = len;
         }
     }
     let text = String::from_utf8_lossy(&read_small(&dir.join(VERSION))?).into_owned();
@@ -189,8 +176,26 @@ pub fn verify(dir: &Path, public_key: &str) -> Result<Verified, BundleError> {
     Ok(Verified {
         dir: dir.to_owned(),
         version,
-        root_bytes,
+        root_bytes: 0,
         sums,
         signed_comment,
     })
+}
+
+/// Hashes every listed file of a signed bundle and compares with the signed digests.
+pub fn hash_files(v: &mut Verified) -> Result<(), BundleError> {
+    for (name, want) in v.sums.iter() {
+        let path = v.dir.join(name);
+        let (got, len) = hash_file(&path).map_err(|source| BundleError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if &got != want {
+            return Err(BundleError::Mismatch { name: name.into() });
+        }
+        if name == ROOT {
+            v.root_bytes = len;
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod install;
 pub mod signature;
 pub mod slot;
+pub mod state;
 pub mod sums;
 pub mod version;
 
@@ -86,6 +87,22 @@ pub enum UpdateError {
     /// The slots do not allow it now.
     #[error(transparent)]
     Slot(#[from] SlotError),
+    /// This version already failed its boot checks on this box.
+    #[error(
+        "version {version} was installed before and failed its boot checks (the box fell back); pass --force to try it again"
+    )]
+    FailedBefore {
+        /// The version.
+        version: Version,
+    },
+    /// The update record cannot be written.
+    #[error("writing the update record {}: {source}", path.display())]
+    Record {
+        /// The record file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// Writing failed; the running system is untouched and still the default.
     #[error("{0}")]
     Install(#[from] InstallError),
@@ -157,11 +174,26 @@ pub fn apply(
 ) -> Result<Report, UpdateError> {
     let (from, running_slot) = running(sys, cmdline)?;
     let key = read(sys.path(PUBLIC_KEY))?;
-    let verified = bundle::verify(dir, &key)?;
+    // Cheap refusals first (signature, version), then every file hashed.
+    let mut verified = bundle::verify_signed(dir, &key)?;
     let direction = version::check(&from, &verified.version, force)?;
     let esp = sys.esp_entries();
     let entries = read_entries(&esp)?;
     let plan = slot::plan(&entries, running_slot, &verified.version)?;
+    let last = read_record(sys)?;
+    if let Some(r) = &last
+        && r.to == verified.version
+        && !force
+        && matches!(
+            state::outcome(Some(r), &from, running_slot, &entries),
+            state::Outcome::FailedFellBack { .. }
+        )
+    {
+        return Err(UpdateError::FailedBefore {
+            version: r.to.clone(),
+        });
+    }
+    bundle::hash_files(&mut verified)?;
     let mut report = Report {
         from,
         to: verified.version.clone(),
@@ -189,7 +221,79 @@ pub fn apply(
     report.snapshot = snapshot().map_err(UpdateError::Snapshot)?;
     let uki = plan.target.bundle_uki();
     install::install_file(&dir.join(&uki), &esp, &plan.install, &verified.digest(&uki))?;
+    write_record(
+        sys,
+        &state::Record {
+            from: report.from.clone(),
+            to: report.to.clone(),
+            slot: plan.target,
+            at: crate::backup::manifest::rfc3339(crate::backup::manifest::now_ms()),
+        },
+    )?;
     Ok(report)
+}
+
+/// The running version, slot, boot entries and the last update's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The running version.
+    pub version: Version,
+    /// The running slot.
+    pub slot: Slot,
+    /// Our boot entries on the ESP.
+    pub entries: Vec<slot::Entry>,
+    /// The last update installed, if any.
+    pub last_update: Option<state::Record>,
+    /// What became of it.
+    pub last_update_outcome: state::Outcome,
+    /// The same in one line.
+    pub summary: String,
+}
+
+/// Reads the update status of `sys`.
+pub fn status(sys: &System, cmdline: &str) -> Result<Status, UpdateError> {
+    let (version, slot) = running(sys, cmdline)?;
+    let entries = read_entries(&sys.esp_entries())?;
+    let last_update = read_record(sys)?;
+    let last_update_outcome = state::outcome(last_update.as_ref(), &version, slot, &entries);
+    let summary = last_update_outcome.describe(last_update.as_ref());
+    Ok(Status {
+        version,
+        slot,
+        entries,
+        last_update,
+        last_update_outcome,
+        summary,
+    })
+}
+
+fn read_record(sys: &System) -> Result<Option<state::Record>, UpdateError> {
+    let path = sys.path(state::RECORD);
+    match std::fs::read(&path) {
+        // A damaged record is not worth refusing an update over: it is rewritten below.
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(UpdateError::System { path, source }),
+    }
+}
+
+fn write_record(sys: &System, rec: &state::Record) -> Result<(), UpdateError> {
+    let path = sys.path(state::RECORD);
+    let err = |source| UpdateError::Record {
+        path: path.clone(),
+        source,
+    };
+    let dir = path.parent().expect("a file under a directory");
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(rec).expect("a record serialises");
+    std::fs::write(&tmp, bytes).map_err(err)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    install::sync_dir(dir)?;
+    Ok(())
 }
 
 /// Our boot entries on the ESP; leftovers of an interrupted install (`*.tmp`) removed.

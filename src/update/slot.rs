@@ -8,13 +8,13 @@
 //! counter once the boot was assessed good (`snakkaz-pay-<version>-<slot>.efi`).
 
 use semver::Version;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Boot attempts a new version gets before the loader falls back.
 pub const BOOT_TRIES: u32 = 3;
 
 /// A root slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Slot {
     /// Partition `snakkaz-root-a`.
