@@ -18,5 +18,6 @@ pub mod secret;
 pub mod sink;
 pub mod store;
 pub mod systemd;
+pub mod update;
 pub mod wallet;
 pub mod web;

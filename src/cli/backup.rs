@@ -98,7 +98,7 @@ pub fn backup(cli: &super::Cli, args: &BackupArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A consistent snapshot into `dest`: from the file when no daemon holds it, else from the daemon.
-fn snapshot(cfg: &Config, dest: &Path) -> anyhow::Result<String> {
+pub(super) fn snapshot(cfg: &Config, dest: &Path) -> anyhow::Result<String> {
     if !cfg.db_path.exists() {
         anyhow::bail!(
             "ELECTRUM_WALLET_PATH: no database at {}; nothing to back up",

@@ -9,6 +9,7 @@ mod receipts;
 mod show;
 mod sink;
 mod tls;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -148,6 +149,8 @@ Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pa
         after_help = "Exit codes: 0 done; 1 failed, or unusable configuration (the error names what and what to do); 64 wrong command line.\nExample: snakkaz-pay --json export-mpk"
     )]
     ExportMpk,
+    /// Install a signed update bundle on the inactive root slot and reboot into it.
+    Update(update::UpdateArgs),
 }
 
 /// `monitoring` subcommands (print to stdout; no daemon or configuration needed).
@@ -360,6 +363,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyBackup(args) => backup::verify_backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
         Command::ExportMpk => backup::export_mpk(&cli),
+        Command::Update(args) => update::run(&cli, args),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),

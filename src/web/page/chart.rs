@@ -148,6 +148,7 @@ mod tests {
             first_seen_at: paid.then_some(created_at + 5),
             confirmed_at: None,
             covered_height: None,
+            created_height: None,
             version: 1,
         }
     }
