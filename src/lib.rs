@@ -13,6 +13,7 @@ pub mod fault;
 pub mod metrics;
 pub mod monitoring;
 pub mod net;
+pub mod ops;
 pub mod payments;
 pub mod secret;
 pub mod sink;

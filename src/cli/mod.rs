@@ -6,6 +6,7 @@ mod client;
 mod electrum;
 mod init;
 mod receipts;
+mod ops;
 mod sink;
 mod tls;
 
@@ -84,6 +85,13 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Print the descriptors, account xpub (and SLIP-132 form) and first addresses.
     ExportMpk,
+    /// Look up a transaction (by txid, address, payment id or reference) on the Electrum
+    /// server: confirmations, fee and fee rate, RBF, unconfirmed parents, payments it pays.
+    /// Exit codes: 0 found, 3 unknown, 4 Electrum unreachable, 1 other failures.
+    Tx(ops::TxArgs),
+    /// Fee estimates, the mempool histogram and whether unconfirmed payments will confirm soon.
+    /// Exit codes: 0 answered, 4 Electrum unreachable, 1 other failures.
+    Fees,
 }
 
 /// `monitoring` subcommands (print to stdout; no daemon or configuration needed).
@@ -218,6 +226,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyBackup(args) => backup::verify_backup(&cli, args),
         Command::Restore(args) => backup::restore(&cli, args),
         Command::ExportMpk => backup::export_mpk(&cli),
+        Command::Tx(args) => ops::tx(&cli, args),
+        Command::Fees => ops::fees(&cli),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),
@@ -239,6 +249,15 @@ fn daemon_client(cfg: &Config) -> anyhow::Result<DaemonClient> {
         .admin
         .or(tokens.api)
         .context("no token file configured")?;
+    client_for(cfg, token)
+}
+
+/// A client holding the admin token, for admin endpoints.
+pub(crate) fn access_admin_client(cfg: &Config) -> anyhow::Result<DaemonClient> {
+    let tokens = crate::daemon::load_tokens(cfg)?;
+    let token = tokens.admin.context(
+        "SNAKKAZ_PAY_ADMIN_TOKEN_FILE: not set; talking to the running daemon needs the admin token",
+    )?;
     client_for(cfg, token)
 }
 

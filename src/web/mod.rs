@@ -11,6 +11,7 @@ mod conns;
 mod host;
 mod json;
 mod monitoring;
+mod ops;
 mod page;
 pub mod tls;
 
