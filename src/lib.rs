@@ -17,6 +17,7 @@ pub mod ops;
 pub mod payments;
 pub mod secret;
 pub mod sink;
+pub mod spend;
 pub mod store;
 pub mod systemd;
 pub mod wallet;

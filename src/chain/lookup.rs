@@ -25,12 +25,15 @@ impl Lookup {
         timeout: Duration,
     ) -> Result<Lookup, ChainError> {
         let tls: Arc<rustls::ClientConfig> = conn::tls_config(ca_file)?;
+        // Look-ups report what the server says (as `probe` does): the raw client below,
+        // not the header-checked one, so no header chain is kept for them.
+        let guard = super::verified::Guard::new(bdk_wallet::bitcoin::Network::Bitcoin, Vec::new());
         let mut last = ChainError::Connect {
             server: "(none)".into(),
             detail: "no Electrum server is configured".into(),
         };
         for server in servers {
-            match conn::connect(server, &tls, timeout) {
+            match conn::connect(server, &tls, &guard, timeout) {
                 Ok(conn) => {
                     return Ok(Lookup {
                         conn,
@@ -49,7 +52,7 @@ impl Lookup {
     }
 
     fn api(&self) -> &impl ElectrumApi {
-        &self.conn.client.inner
+        &self.conn.client.inner.inner
     }
 
     /// The server's tip height.

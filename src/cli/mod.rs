@@ -8,6 +8,7 @@ mod init;
 mod receipts;
 mod ops;
 mod sink;
+mod spend;
 mod tls;
 
 use std::path::PathBuf;
@@ -89,6 +90,13 @@ pub enum Command {
     /// server: confirmations, fee and fee rate, RBF, unconfirmed parents, payments it pays.
     /// Exit codes: 0 found, 3 unknown, 4 Electrum unreachable, 1 other failures.
     Tx(ops::TxArgs),
+    /// Move money to cold storage: build a PSBT, broadcast it signed (TOTP-confirmed).
+    /// Exit codes: 0 done, 2 bad input, 4 Electrum refused, 5 refused for safety, 1 other.
+    #[command(subcommand)]
+    Transfer(spend::TransferCmd),
+    /// The TOTP secret that confirms every broadcast.
+    #[command(subcommand)]
+    Totp(spend::TotpCmd),
     /// Fee estimates, the mempool histogram and whether unconfirmed payments will confirm soon.
     /// Exit codes: 0 answered, 4 Electrum unreachable, 1 other failures.
     Fees,
@@ -228,6 +236,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExportMpk => backup::export_mpk(&cli),
         Command::Tx(args) => ops::tx(&cli, args),
         Command::Fees => ops::fees(&cli),
+        Command::Transfer(cmd) => spend::transfer(&cli, cmd),
+        Command::Totp(cmd) => spend::totp_cmd(&cli, cmd),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),

@@ -13,6 +13,7 @@ mod json;
 mod monitoring;
 mod ops;
 mod page;
+mod spend;
 pub mod tls;
 
 use std::net::SocketAddr;
