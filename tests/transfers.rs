@@ -149,7 +149,7 @@ fn broadcast(app: &Appliance, signed: &str, totp: &str) -> (i32, Value, String) 
 
 #[test]
 fn a_transfer_signed_by_electrum_is_broadcast_on_a_totp_code_and_confirms() {
-    let (devnet, dir, app) = funded();
+    let (devnet, dir, mut app) = funded();
     let secret = totp_secret(&app);
     let out = dir.path().join("t1.psbt");
     let (c, built, err) = create(
@@ -251,6 +251,71 @@ fn a_transfer_signed_by_electrum_is_broadcast_on_a_totp_code_and_confirms() {
             .iter()
             .any(|o| o["address"] == COLD && o["value_sat"] == 70_000)
     );
+    // A spend the appliance did not build (the key leaked): a lasting critical alert, a
+    // metric and an audit entry; the transfer above is not one of them.
+    let p = app.create_payment(25_000, "order-hot-3", None);
+    let id = p["id"].as_str().unwrap().to_owned();
+    let funding = devnet.pay(p["address"].as_str().unwrap(), 25_000);
+    devnet.mine(2);
+    app.wait_payment(&id, Duration::from_secs(10), "confirmed", |v| {
+        v["status"] == "confirmed"
+    });
+    let thief_tx = steal(&devnet, &funding);
+    let thief_txid = devnet
+        .send_raw(&bdk_wallet::bitcoin::consensus::encode::serialize_hex(
+            &thief_tx,
+        ))
+        .unwrap();
+    devnet.mine(1);
+    let alerts = app.wait_get(
+        "/api/alerts",
+        Duration::from_secs(20),
+        "unexpected spend alert",
+        |v| {
+            v["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["name"] == "SnakkazPayUnexpectedSpend")
+        },
+    );
+    let a = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "SnakkazPayUnexpectedSpend")
+        .unwrap();
+    assert_eq!(a["severity"], "critical");
+    let summary = a["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("1 transaction(s)"),
+        "only the thief's: {summary}"
+    );
+    assert!(summary.contains(&thief_txid), "{summary}");
+    assert!(
+        app.metrics_text()
+            .contains("snakkaz_pay_unexpected_spends 1")
+    );
+    let (_, out, _) = app.cli(&["audit", "--action", "spend.unexpected", "--json"]);
+    assert!(out.contains(&thief_txid), "{out}");
+    // It lasts across a restart until acknowledged.
+    app.stop();
+    app.restart();
+    assert!(firing(&app).contains(&"SnakkazPayUnexpectedSpend".to_owned()));
+    let (c, v) = app.request(
+        "POST",
+        "/api/admin/spends/acknowledge",
+        Some(common::appliance::ADMIN_TOKEN),
+        None,
+    );
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(v["acknowledged"], serde_json::json!([thief_txid]));
+    assert!(!firing(&app).contains(&"SnakkazPayUnexpectedSpend".to_owned()));
+    assert!(
+        app.metrics_text()
+            .contains("snakkaz_pay_unexpected_spends 0")
+    );
+
     // The transfer and its broadcast are in the list and the audit log.
     let (_, out, _) = app.cli(&["transfer", "list", "--json"]);
     let list: Value = serde_json::from_str(&out).unwrap();
@@ -265,6 +330,44 @@ fn a_transfer_signed_by_electrum_is_broadcast_on_a_totp_code_and_confirms() {
     ] {
         assert!(out.contains(&format!("\"{action}\"")), "{action}: {out}");
     }
+}
+
+/// Names of the alerts firing now.
+fn firing(app: &Appliance) -> Vec<String> {
+    let (code, v) = app.get("/api/alerts");
+    assert_eq!(code, 200, "{v}");
+    v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The payment coin of `funding` spent to a thief with the account key, outside the appliance.
+fn steal(devnet: &Devnet, funding: &str) -> bdk_wallet::bitcoin::Transaction {
+    let hex = devnet
+        .rpc()
+        .call("getrawtransaction", serde_json::json!([funding, 0]))
+        .unwrap();
+    let tx: bdk_wallet::bitcoin::Transaction = bdk_wallet::bitcoin::consensus::encode::deserialize(
+        &hex::decode(hex.as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut w = bdk_signer();
+    w.apply_unconfirmed_txs([(tx, 1)]);
+    let thief = Address::from_str(THIEF)
+        .unwrap()
+        .assume_checked()
+        .script_pubkey();
+    let psbt = {
+        let mut b = w.build_tx();
+        b.drain_wallet()
+            .drain_to(thief)
+            .fee_rate(bdk_wallet::bitcoin::FeeRate::from_sat_per_vb_u32(2));
+        b.finish().unwrap()
+    };
+    bdk_sign(&b64(&psbt)).extract_tx().unwrap()
 }
 
 fn code_eq(secret: &[u8], c: &str) -> bool {

@@ -6,6 +6,7 @@ pub mod broadcast;
 pub mod build;
 pub mod check;
 pub mod totp;
+pub mod watch;
 
 use bdk_wallet::bitcoin::{Psbt, Transaction};
 

@@ -33,7 +33,10 @@ pub use backup_meta::{
 pub use import::ImportOutcome;
 pub use receipts::{RECEIPTS_FLOOR_KEY, ReceiptWrite, receipts_floor_entry};
 pub use snapshot::{SnapshotInfo, check_file as check_snapshot, snapshot_file};
-pub use spend::{TOTP_LAST_STEP_KEY, TransferRecord, totp_step_entry};
+pub use spend::{
+    TOTP_LAST_STEP_KEY, TransferRecord, UNEXPECTED_SPENDS_KEY, UnexpectedSpend, totp_step_entry,
+    unexpected_spends_entry,
+};
 use tables::*;
 /// Newest database layout this binary understands.
 pub const SCHEMA_VERSION_SUPPORTED: u64 = tables::SCHEMA_VERSION;

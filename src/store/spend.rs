@@ -100,3 +100,37 @@ pub(super) fn apply_transfers(
 pub fn totp_step_entry(step: u64) -> (&'static str, Vec<u8>) {
     (TOTP_LAST_STEP_KEY, step.to_le_bytes().to_vec())
 }
+
+/// META key of the outgoing transactions the appliance did not build (a security alert
+/// that stays until the operator acknowledges it).
+pub const UNEXPECTED_SPENDS_KEY: &str = "unexpected_spends";
+
+/// A transaction that spent this wallet's coins without being a transfer built here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnexpectedSpend {
+    /// Its txid.
+    pub txid: String,
+    /// Unix seconds when the appliance noticed it.
+    pub seen_at: u64,
+    /// Unix seconds when the operator acknowledged it (the alert then stops).
+    #[serde(default)]
+    pub acknowledged_at: Option<u64>,
+}
+
+impl Store {
+    /// Outgoing transactions not built by the appliance (acknowledged ones included).
+    pub fn unexpected_spends(&self) -> Result<Vec<UnexpectedSpend>, StoreError> {
+        let rtx = self.db.begin_read().db("begin read")?;
+        let t = rtx.open_table(META).db("open meta")?;
+        Ok(t.get(UNEXPECTED_SPENDS_KEY)
+            .db("read meta")?
+            .map(|v| decode("unexpected spends", v.value()))
+            .transpose()?
+            .unwrap_or_default())
+    }
+}
+
+/// The META entry holding `list`.
+pub fn unexpected_spends_entry(list: &[UnexpectedSpend]) -> (&'static str, Vec<u8>) {
+    (UNEXPECTED_SPENDS_KEY, encode(&list))
+}

@@ -362,6 +362,9 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
         (&Method::GET, ["admin", "fees"]) => super::ops::fees(app).await,
         (&Method::POST, ["admin", "transfers"]) => super::spend::create(shared, req, peer).await,
         (&Method::GET, ["admin", "transfers"]) => super::spend::list(shared),
+        (&Method::POST, ["admin", "spends", "acknowledge"]) => {
+            super::spend::acknowledge_spends(shared, peer).await
+        }
         (&Method::POST, ["admin", "transfers", "broadcast"]) => {
             super::spend::broadcast(shared, req, peer).await
         }

@@ -242,3 +242,33 @@ pub(crate) async fn broadcast(shared: &Shared, req: Request<Incoming>, peer: Soc
     v["fee_sat"] = json!(fee);
     json_response(StatusCode::OK, &v)
 }
+
+/// `POST /api/admin/spends/acknowledge`: the operator has dealt with the unexpected spends
+/// (they stay recorded; the alert stops).
+pub(crate) async fn acknowledge_spends(shared: &Shared, peer: SocketAddr) -> Resp {
+    let source = format!("admin-api {}", peer.ip().to_canonical());
+    let store = &shared.app.store;
+    let mut list = match store.unexpected_spends() {
+        Ok(l) => l,
+        Err(e) => return internal(e),
+    };
+    let now = crate::clock::now();
+    let mut acked = Vec::new();
+    for u in list.iter_mut().filter(|u| u.acknowledged_at.is_none()) {
+        u.acknowledged_at = Some(now);
+        acked.push(u.txid.clone());
+    }
+    let batch = WriteBatch {
+        meta: vec![crate::store::unexpected_spends_entry(&list)],
+        audit: vec![crate::access::audit(
+            "spend.unexpected.acknowledged",
+            &source,
+            format!("acknowledged: {}", acked.join(", ")),
+        )],
+        ..Default::default()
+    };
+    if let Err(e) = store.commit(batch).await {
+        return internal(e);
+    }
+    json_response(StatusCode::OK, &json!({"acknowledged": acked}))
+}
