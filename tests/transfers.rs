@@ -138,6 +138,11 @@ fn funded() -> (Devnet, tempfile::TempDir, Appliance) {
 fn create(app: &Appliance, args: &[&str]) -> (i32, Value, String) {
     let mut all = vec!["transfer", "create", "--json"];
     all.extend_from_slice(args);
+    // Never into the working directory (the default is `transfer-TXID.psbt` there).
+    let default_out = app.dir.join("transfer.psbt").display().to_string();
+    if !args.contains(&"--out") {
+        all.extend_from_slice(&["--out", &default_out]);
+    }
     let (code, out, err) = app.cli(&all);
     (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
 }
