@@ -421,7 +421,11 @@ pub fn tick(app: &App, now: u64) {
     crate::spend::watch::scan(
         app,
         &app.alert_tracker.spends,
-        status.wallet.confirmed_sat + status.wallet.unconfirmed_sat,
+        (
+            status.wallet.confirmed_sat,
+            status.wallet.unconfirmed_sat,
+            status.wallet.tip_height,
+        ),
         now,
     );
     app.alert_tracker.tick(

@@ -2,8 +2,10 @@
 //! wallet's coins that the appliance did not build as a transfer is recorded (META, audit
 //! log) and raises `SnakkazPayUnexpectedSpend` until the operator acknowledges it.
 //!
-//! The alert sampler calls [`scan`] every second; it looks at the wallet only when the
-//! balance moved (every spend moves it) and examines each transaction once per run.
+//! The alert sampler calls [`scan`] every second; it looks at the whole wallet only when
+//! the balances or the tip moved (a spend moves them; an incoming payment of the same
+//! amount within the same second could hide it from the total, not from both figures and
+//! the tip), and at least every [`FULL_SCAN_EVERY_SECS`]; each transaction is judged once.
 
 use std::collections::HashSet;
 
@@ -13,19 +15,42 @@ use bdk_wallet::bitcoin::Txid;
 use crate::app::App;
 use crate::store::{UnexpectedSpend, WriteBatch, unexpected_spends_entry};
 
+/// A full look at least this often, whatever moved.
+pub const FULL_SCAN_EVERY_SECS: u64 = 600;
+
 /// What the watcher remembers between samples.
 #[derive(Debug, Default)]
 pub struct SpendWatch {
     examined: HashSet<Txid>,
-    last_balance: Option<u64>,
+    /// Spends known but not yet in the current view: re-checked each sample (few).
+    pending: HashSet<Txid>,
+    last_seen: Option<(u64, u64, u32)>,
+    last_full_at: u64,
 }
 
 /// Transactions of the wallet's current view that spend one of its coins, among those not
-/// in `examined` (which this adds them to).
-pub fn new_outgoing(wallet: &Wallet, examined: &mut HashSet<Txid>) -> Vec<Txid> {
+/// in `examined` (which this adds them to); spends known but not yet in the view go to
+/// `pending`. With `full` false only `pending` is looked at (cheap).
+pub fn new_outgoing(
+    wallet: &Wallet,
+    examined: &mut HashSet<Txid>,
+    pending: &mut HashSet<Txid>,
+    full: bool,
+) -> Vec<Txid> {
     let graph = wallet.tx_graph();
     let chain = crate::wallet::view::Chain::walk(wallet);
-    let mut out = Vec::new();
+    let mut out: Vec<Txid> = pending
+        .iter()
+        .copied()
+        .filter(|t| chain.position(*t).is_some())
+        .collect();
+    for t in &out {
+        pending.remove(t);
+        examined.insert(*t);
+    }
+    if !full {
+        return out;
+    }
     for node in graph.full_txs() {
         if !examined.insert(node.txid) {
             continue;
@@ -42,6 +67,7 @@ pub fn new_outgoing(wallet: &Wallet, examined: &mut HashSet<Txid>) -> Vec<Txid> 
         } else {
             // Not (yet) in the current view: look again when it shows.
             examined.remove(&node.txid);
+            pending.insert(node.txid);
         }
     }
     out
@@ -57,17 +83,25 @@ pub fn unexpected(outgoing: &[Txid], built: impl Fn(&str) -> bool) -> Vec<String
 }
 
 /// One look (see the module doc); errors are logged, the next sample retries.
-pub fn scan(app: &App, watch: &std::sync::Mutex<SpendWatch>, balance: u64, now: u64) {
-    let mut w = watch.lock().expect("spend watch lock");
-    if w.last_balance == Some(balance) {
+pub fn scan(app: &App, watch: &std::sync::Mutex<SpendWatch>, seen: (u64, u64, u32), now: u64) {
+    let mut guard = watch.lock().expect("spend watch lock");
+    let w = &mut *guard;
+    let full =
+        w.last_seen != Some(seen) || now >= w.last_full_at.saturating_add(FULL_SCAN_EVERY_SECS);
+    if !full && w.pending.is_empty() {
         return;
     }
-    let outgoing = app.with_wallet(|wallet| new_outgoing(wallet, &mut w.examined));
+    let outgoing =
+        app.with_wallet(|wallet| new_outgoing(wallet, &mut w.examined, &mut w.pending, full));
+    if full {
+        w.last_full_at = now;
+    }
+    let done = Some(seen);
     let store = &app.store;
     let built = |t: &str| matches!(store.transfer(t), Ok(Some(_)));
     let found = unexpected(&outgoing, built);
     if found.is_empty() {
-        w.last_balance = Some(balance);
+        w.last_seen = done;
         return;
     }
     let mut list = match store.unexpected_spends() {
@@ -100,7 +134,7 @@ pub fn scan(app: &App, watch: &std::sync::Mutex<SpendWatch>, balance: u64, now: 
         ..Default::default()
     };
     match store.commit_blocking(batch) {
-        Ok(_) => w.last_balance = Some(balance),
+        Ok(_) => w.last_seen = done,
         Err(e) => tracing::error!(error = %e, "could not record an unexpected spend"),
     }
 }
