@@ -42,7 +42,7 @@ pub struct TransferRecord {
 impl Store {
     /// A transfer by txid.
     pub fn transfer(&self, txid: &str) -> Result<Option<TransferRecord>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = match rtx.open_table(TRANSFERS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -56,7 +56,7 @@ impl Store {
 
     /// Every transfer, oldest first (few: one a month is the routine).
     pub fn transfers(&self) -> Result<Vec<TransferRecord>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = match rtx.open_table(TRANSFERS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -72,7 +72,7 @@ impl Store {
 
     /// The last TOTP time step accepted, if any.
     pub fn totp_last_step(&self) -> Result<Option<u64>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         Ok(t.get(TOTP_LAST_STEP_KEY)
             .db("read meta")?
@@ -120,7 +120,7 @@ pub struct UnexpectedSpend {
 impl Store {
     /// Outgoing transactions not built by the appliance (acknowledged ones included).
     pub fn unexpected_spends(&self) -> Result<Vec<UnexpectedSpend>, StoreError> {
-        let rtx = self.db.begin_read().db("begin read")?;
+        let rtx = self.db()?.begin_read().db("begin read")?;
         let t = rtx.open_table(META).db("open meta")?;
         Ok(t.get(UNEXPECTED_SPENDS_KEY)
             .db("read meta")?
