@@ -124,12 +124,12 @@ fn funded() -> (Devnet, tempfile::TempDir, Appliance) {
         let p = app.create_payment(amount, &format!("order-hot-{n}"), None);
         devnet.pay(p["address"].as_str().unwrap(), amount);
         let id = p["id"].as_str().unwrap().to_owned();
-        app.wait_payment(&id, Duration::from_secs(10), "seen", |v| {
+        app.wait_payment(&id, Duration::from_secs(30), "seen", |v| {
             v["status"] == "unconfirmed"
         });
     }
     devnet.mine(2);
-    app.wait_status(Duration::from_secs(10), "confirmed balance", |s| {
+    app.wait_status(Duration::from_secs(30), "confirmed balance", |s| {
         s["wallet"]["confirmed_sat"] == 100_000
     });
     (devnet, dir, app)
@@ -262,7 +262,7 @@ fn a_transfer_signed_by_electrum_is_broadcast_on_a_totp_code_and_confirms() {
     let id = p["id"].as_str().unwrap().to_owned();
     let funding = devnet.pay(p["address"].as_str().unwrap(), 25_000);
     devnet.mine(2);
-    app.wait_payment(&id, Duration::from_secs(10), "confirmed", |v| {
+    app.wait_payment(&id, Duration::from_secs(30), "confirmed", |v| {
         v["status"] == "confirmed"
     });
     let thief_tx = steal(&devnet, &funding);
@@ -274,7 +274,7 @@ fn a_transfer_signed_by_electrum_is_broadcast_on_a_totp_code_and_confirms() {
     devnet.mine(1);
     let alerts = app.wait_get(
         "/api/alerts",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         "unexpected spend alert",
         |v| {
             v["alerts"]
