@@ -35,9 +35,12 @@ pub const BACKUP_VERIFICATION: &str = "SnakkazPayBackupVerification";
 pub const MONEY_LOST: &str = "SnakkazPayMoneyLost";
 /// Money arrived that no open payment counts (see `payments::receipt`).
 pub const UNATTRIBUTED_RECEIPT: &str = "SnakkazPayUnattributedReceipt";
+/// A transaction the appliance did not build spent the wallet's coins; stays until acknowledged.
+pub const UNEXPECTED_SPEND: &str = "SnakkazPayUnexpectedSpend";
 /// Every rule: the guide's five in its order, then the appliance's own, then the
-/// security chapter's two, then the backup chapter's, then lost and unattributed money.
-pub const RULES: [&str; 11] = [
+/// security chapter's two, then the backup chapter's, then lost and unattributed money,
+/// then spends the appliance did not build.
+pub const RULES: [&str; 12] = [
     SERVICE_DOWN,
     BALANCE_CHANGE,
     FAILED_PAYMENTS,
@@ -49,6 +52,7 @@ pub const RULES: [&str; 11] = [
     BACKUP_VERIFICATION,
     MONEY_LOST,
     UNATTRIBUTED_RECEIPT,
+    UNEXPECTED_SPEND,
 ];
 
 /// Failed logins within the window that raise [`FAILED_LOGINS`] (same as the rules file).
@@ -131,6 +135,8 @@ pub struct Now {
     pub failed_logins: u64,
     /// The last backup verification failed or is stale (see `backup::status`).
     pub backup_problem: Option<String>,
+    /// Outgoing transactions the appliance did not build, not acknowledged (newest last).
+    pub unexpected_spends: Vec<String>,
 }
 
 /// A firing alert.
@@ -271,6 +277,16 @@ pub fn evaluate(th: &Thresholds, history: &[Sample], now: &Now) -> Vec<Alert> {
             ),
         ));
     }
+    if let Some(last) = now.unexpected_spends.last() {
+        out.push(alert(
+            UNEXPECTED_SPEND,
+            "critical",
+            format!(
+                "{} transaction(s) spent this wallet's coins without being built by `snakkaz-pay transfer` (latest {last}); if nobody here made them, run `snakkaz-pay lockdown` and move the remaining funds to cold storage",
+                now.unexpected_spends.len()
+            ),
+        ));
+    }
     if now.payments_enabled
         && now.electrum_down_secs.is_none()
         && let Some(first) = now.detection_problems.first()
@@ -304,6 +320,8 @@ fn human(secs: u64) -> String {
 #[derive(Debug, Default)]
 pub struct Tracker {
     inner: Mutex<TrackerState>,
+    /// Outgoing transactions already examined (see `spend::watch`).
+    spends: Mutex<crate::spend::watch::SpendWatch>,
 }
 
 #[derive(Debug, Default)]
@@ -400,6 +418,16 @@ pub fn tick(app: &App, now: u64) {
         }
     };
     let connected = status.electrum.connected || !app.cfg.enabled;
+    crate::spend::watch::scan(
+        app,
+        &app.alert_tracker.spends,
+        (
+            status.wallet.confirmed_sat,
+            status.wallet.unconfirmed_sat,
+            status.wallet.tip_height,
+        ),
+        now,
+    );
     app.alert_tracker.tick(
         now,
         connected,
@@ -475,6 +503,7 @@ pub fn assess(app: &App) -> Assessment {
             .as_ref()
             .ok()
             .and_then(|s| s.backup_verification.problem.clone()),
+        unexpected_spends: security.unexpected_spends.clone(),
     };
     let alerts = evaluate(&app.cfg.alerts, &history, &now);
     Assessment {

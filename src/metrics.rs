@@ -350,6 +350,12 @@ impl Metrics {
                 i64::from(ok),
             );
         }
+        gauge(
+            &mut r,
+            "snakkaz_pay_unexpected_spends",
+            "Transactions that spent this wallet's coins without being built by the appliance (until acknowledged)",
+            sat_i64(security.unexpected_spends.len() as u64),
+        );
         let firing = Family::<Labels, Gauge>::default();
         for rule in crate::alerts::RULES {
             firing

@@ -14,11 +14,12 @@ pub const MAX_REASON_LEN: usize = 500;
 pub const DEFAULT_REASON: &str = "incident response";
 
 /// Admin API paths (after `/api/admin/`) still served during a lock-down: the lock-down
-/// itself, token rotation (revoking credentials is part of containment) and the audit log.
+/// itself, token rotation (revoking credentials is part of containment), the audit log
+/// and read-only chain look-ups (`tx`, `fees`: an incident needs them; they move nothing).
 pub fn admin_allowed_while_locked(rest: &[&str]) -> bool {
     matches!(
         rest,
-        ["lockdown"] | ["unlock"] | ["tokens", "reload"] | ["audit"]
+        ["lockdown"] | ["unlock"] | ["tokens", "reload"] | ["audit"] | ["tx", _] | ["fees"]
     )
 }
 

@@ -29,6 +29,8 @@ pub struct SecurityFacts {
     pub lockdown: Option<LockdownRecord>,
     /// Failed authentications within the alert window.
     pub failed_logins: u64,
+    /// Outgoing transactions the appliance did not build, not acknowledged.
+    pub unexpected_spends: Vec<String>,
 }
 
 /// Reads the security facts from the store; `window` bounds the failed-login count.
@@ -41,6 +43,12 @@ pub fn security_facts(
     Ok(SecurityFacts {
         lockdown: store.lockdown()?,
         failed_logins: failed.len() as u64,
+        unexpected_spends: store
+            .unexpected_spends()?
+            .into_iter()
+            .filter(|u| u.acknowledged_at.is_none())
+            .map(|u| u.txid)
+            .collect(),
     })
 }
 

@@ -12,6 +12,7 @@
 mod budget;
 mod conn;
 pub mod headers;
+pub mod lookup;
 mod status;
 mod verified;
 mod worker;

@@ -5,9 +5,11 @@ mod backup;
 mod client;
 mod electrum;
 mod init;
+mod ops;
 mod receipts;
 mod show;
 mod sink;
+mod spend;
 mod tls;
 mod update;
 
@@ -151,6 +153,20 @@ Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pa
     ExportMpk,
     /// Install a signed update bundle on the inactive root slot and reboot into it.
     Update(update::UpdateArgs),
+    /// Look up a transaction (by txid, address, payment id or reference) on the Electrum
+    /// server: confirmations, fee and fee rate, RBF, unconfirmed parents, payments it pays.
+    /// Exit codes: 0 found, 3 unknown, 4 Electrum unreachable, 1 other failures.
+    Tx(ops::TxArgs),
+    /// Move money to cold storage: build a PSBT, broadcast it signed (TOTP-confirmed).
+    /// Exit codes: 0 done, 2 bad input, 4 Electrum refused, 5 refused for safety, 1 other.
+    #[command(subcommand)]
+    Transfer(spend::TransferCmd),
+    /// The TOTP secret that confirms every broadcast.
+    #[command(subcommand)]
+    Totp(spend::TotpCmd),
+    /// Fee estimates, the mempool histogram and whether unconfirmed payments will confirm soon.
+    /// Exit codes: 0 answered, 4 Electrum unreachable, 1 other failures.
+    Fees,
 }
 
 /// `monitoring` subcommands (print to stdout; no daemon or configuration needed).
@@ -364,6 +380,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(args) => backup::restore(&cli, args),
         Command::ExportMpk => backup::export_mpk(&cli),
         Command::Update(args) => update::run(&cli, args),
+        Command::Tx(args) => ops::tx(&cli, args),
+        Command::Fees => ops::fees(&cli),
+        Command::Transfer(cmd) => spend::transfer(&cli, cmd),
+        Command::Totp(cmd) => spend::totp_cmd(&cli, cmd),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),
@@ -430,6 +450,15 @@ fn daemon_client(cfg: &Config) -> anyhow::Result<DaemonClient> {
         .admin
         .or(tokens.api)
         .context("no token file configured")?;
+    client_for(cfg, token)
+}
+
+/// A client holding the admin token, for admin endpoints.
+pub(crate) fn access_admin_client(cfg: &Config) -> anyhow::Result<DaemonClient> {
+    let tokens = crate::daemon::load_tokens(cfg)?;
+    let token = tokens.admin.context(
+        "SNAKKAZ_PAY_ADMIN_TOKEN_FILE: not set; talking to the running daemon needs the admin token",
+    )?;
     client_for(cfg, token)
 }
 

@@ -12,6 +12,7 @@ mod descriptor;
 mod error;
 mod render;
 mod source;
+pub mod spend;
 #[cfg(test)]
 mod tests;
 
@@ -214,9 +215,13 @@ pub mod keys {
     pub const ELECTRUM_RPC_USER: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_USER";
     /// File holding the Electrum-compatible JSON-RPC password.
     pub const ELECTRUM_RPC_PASSWORD_FILE: &str = "SNAKKAZ_PAY_ELECTRUM_RPC_PASSWORD_FILE";
+    /// Cold-storage destination of transfers: addresses or a public descriptor.
+    pub const COLD_STORAGE: &str = "SNAKKAZ_PAY_COLD_STORAGE";
+    /// File holding the TOTP secret that confirms broadcasts (mode 0600).
+    pub const TOTP_SECRET_FILE: &str = "SNAKKAZ_PAY_TOTP_SECRET_FILE";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 52] = [
+    pub const ALL: [&str; 54] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -269,6 +274,8 @@ pub mod keys {
         ELECTRUM_RPC_LISTEN,
         ELECTRUM_RPC_USER,
         ELECTRUM_RPC_PASSWORD_FILE,
+        COLD_STORAGE,
+        TOTP_SECRET_FILE,
     ];
 
     /// Keys that hold secrets and are refused in the config file.
@@ -349,6 +356,10 @@ pub struct Config {
     pub backup: BackupConfig,
     /// The Electrum-compatible JSON-RPC endpoint; `None`: off.
     pub electrum_rpc: Option<ElectrumRpc>,
+    /// Where transfers may go (`None`: transfers are refused).
+    pub cold_storage: Option<spend::ColdStorage>,
+    /// The TOTP secret confirming every broadcast.
+    pub totp_secret_file: PathBuf,
 }
 
 /// Settings of the Electrum-compatible JSON-RPC endpoint.
@@ -580,6 +591,9 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         }
     };
 
+    let db_path = layers
+        .parse(keys::DB_PATH, parse_path)?
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH));
     let alerts = alert_thresholds(layers)?;
     let allowed_hosts = allowed_hosts(layers)?;
 
@@ -597,9 +611,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         detection_backlog_alert: Duration::from_secs(detection_backlog_alert),
         scan_stop_gap,
         min_confirmations,
-        db_path: layers
-            .parse(keys::DB_PATH, parse_path)?
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH)),
+        db_path: db_path.clone(),
         listen,
         api_token_file,
         admin_token_file,
@@ -626,6 +638,8 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         tls_cert_file: layers.parse(keys::TLS_CERT_FILE, parse_path)?,
         backup: backup::build(layers)?,
         electrum_rpc: electrum_rpc(layers)?,
+        cold_storage: spend::cold_storage(layers, network)?,
+        totp_secret_file: spend::totp_secret_file(layers, &db_path)?,
     })
 }
 

@@ -241,6 +241,30 @@ pub(super) fn to_toml(c: &Config) -> String {
         "\"/etc/snakkaz-pay/electrum-rpc-password\"",
     );
 
+    w.section("Transfers to cold storage (`snakkaz-pay transfer`, off unless cold_storage is set)");
+    w.value(
+        keys::COLD_STORAGE,
+        "cold-storage addresses (the first is paid) or one public descriptor; never set through the API",
+        c.cold_storage.as_ref().map(|cold| {
+            let items: Vec<String> = cold
+                .addresses
+                .iter()
+                .map(|a| quote(&a.to_string()))
+                .collect();
+            format!("[{}]", items.join(", "))
+        }),
+        "[\"bc1q...\"]",
+    );
+    let default_totp = c
+        .db_path
+        .with_file_name(super::spend::DEFAULT_TOTP_SECRET_NAME);
+    w.value(
+        keys::TOTP_SECRET_FILE,
+        "TOTP secret confirming every broadcast (written by `snakkaz-pay totp setup`, mode 0600); unset: totp.secret beside the database",
+        (c.totp_secret_file != default_totp).then(|| quote_path(&c.totp_secret_file)),
+        "\"/etc/snakkaz-pay/totp.secret\"",
+    );
+
     w.section("Alerts evaluated by the appliance (GET /api/alerts, the status page)");
     let a = &c.alerts;
     for (key, what, value) in [

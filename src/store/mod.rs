@@ -11,6 +11,7 @@ mod persister;
 mod receipts;
 mod slot;
 mod snapshot;
+mod spend;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,10 @@ pub use backup_meta::{
 pub use import::ImportOutcome;
 pub use receipts::{RECEIPTS_FLOOR_KEY, ReceiptWrite, receipts_floor_entry};
 pub use snapshot::{SnapshotInfo, check_file as check_snapshot, snapshot_file};
+pub use spend::{
+    TOTP_LAST_STEP_KEY, TransferRecord, UNEXPECTED_SPENDS_KEY, UnexpectedSpend, totp_step_entry,
+    unexpected_spends_entry,
+};
 use tables::*;
 /// Newest database layout this binary understands.
 pub const SCHEMA_VERSION_SUPPORTED: u64 = tables::SCHEMA_VERSION;
@@ -890,6 +895,7 @@ fn init_or_check(db: &Database, path: &Path) -> Result<(), StoreError> {
         wtx.open_table(SCRIPT_STATUS).db("create table")?;
         wtx.open_table(WATCH).db("create table")?;
         wtx.open_table(RECEIPTS).db("create table")?;
+        wtx.open_table(TRANSFERS).db("create table")?;
     }
     wtx.commit().db("commit")?;
     Ok(())

@@ -35,6 +35,9 @@ pub const WATCH: TableDefinition<u32, u64> = TableDefinition::new("watch");
 /// `txid:vout` → Receipt (JSON): money no payment counts (see `receipts`).
 pub const RECEIPTS: TableDefinition<&str, &[u8]> = TableDefinition::new("receipts");
 
+/// Unsigned txid → TransferRecord (JSON): transactions the appliance built to move money.
+pub const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers");
+
 /// Value of `META["app"]`: tells our files from other redb files.
 pub const APP_MAGIC: &[u8] = b"snakkaz-pay";
 /// Current layout version; a file with a newer one is refused.

@@ -59,6 +59,8 @@ pub struct WriteBatch {
     pub meta_remove: Vec<&'static str>,
     /// Unattributed receipts seen, gone or assigned (see `receipts`).
     pub receipts: Vec<super::ReceiptWrite>,
+    /// Transfers built or broadcast (see `spend`).
+    pub transfers: Vec<super::TransferRecord>,
 }
 
 /// A script of the wallet: (keychain as 0 = receive / 1 = change, derivation index).
@@ -402,6 +404,7 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome
     if let Some(change) = &b.lockdown {
         super::access::apply_lockdown(wtx, change)?;
     }
+    super::spend::apply_transfers(wtx, &b.transfers)?;
     if !b.meta.is_empty() || !b.meta_remove.is_empty() {
         let mut t = wtx.open_table(META).db("open meta")?;
         for (k, v) in &b.meta {

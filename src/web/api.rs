@@ -358,6 +358,16 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
                 }
             }
         }
+        (&Method::GET, ["admin", "tx", query]) => super::ops::tx(app, query).await,
+        (&Method::GET, ["admin", "fees"]) => super::ops::fees(app).await,
+        (&Method::POST, ["admin", "transfers"]) => super::spend::create(shared, req, peer).await,
+        (&Method::GET, ["admin", "transfers"]) => super::spend::list(shared),
+        (&Method::POST, ["admin", "spends", "acknowledge"]) => {
+            super::spend::acknowledge_spends(shared, peer).await
+        }
+        (&Method::POST, ["admin", "transfers", "broadcast"]) => {
+            super::spend::broadcast(shared, req, peer).await
+        }
         (&Method::POST, ["admin", "backup"]) => super::backup::snapshot(app).await,
         (&Method::POST, ["admin", "backup", "verification"]) => {
             super::backup::record_verification(app, req).await

@@ -11,7 +11,9 @@ mod conns;
 mod host;
 mod json;
 mod monitoring;
+mod ops;
 mod page;
+mod spend;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -200,6 +200,35 @@ impl Appliance {
         )
     }
 
+    /// `cli` with `input` on stdin (codes the CLI reads there, never from argv).
+    pub fn cli_with_input(&self, args: &[&str], input: &str) -> (i32, String, String) {
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(self.dir.join("config.toml"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("SNAKKAZ_PAY_LISTEN", &self.addr)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run snakkaz-pay");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{input}\n").as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait snakkaz-pay");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Process id of the running daemon.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())

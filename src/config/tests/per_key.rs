@@ -335,6 +335,39 @@ fn key_cases() -> Vec<KeyCase> {
             invalid: None,
         },
         KeyCase {
+            key: keys::COLD_STORAGE,
+            show: |c| {
+                c.cold_storage.as_ref().map_or(String::new(), |cold| {
+                    cold.addresses
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+            },
+            default: "",
+            env: (
+                "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080, bcrt1qzyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygs2ns5wu",
+                "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080,bcrt1qzyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygs2ns5wu",
+            ),
+            toml: (
+                r#"["bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"]"#,
+                "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+            ),
+            invalid: Some((
+                "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+                r#""bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4": is not an address of the regtest network"#,
+            )),
+        },
+        KeyCase {
+            key: keys::TOTP_SECRET_FILE,
+            show: |c| c.totp_secret_file.display().to_string(),
+            default: "/var/lib/snakkaz-pay/totp.secret",
+            env: ("/etc/x/totp", "/etc/x/totp"),
+            toml: (r#""/y/totp""#, "/y/totp"),
+            invalid: None,
+        },
+        KeyCase {
             key: keys::BACKUP_DIR,
             show: |c| c.backup.dir.display().to_string(),
             default: "/var/lib/snakkaz-pay/backups",
