@@ -30,6 +30,10 @@ const EXPIRY_RECHECK: Duration = Duration::from_secs(30);
 /// of requests, a long downtime) are checked in deadline order, a bounded slice at a
 /// time, instead of one burst the server charges for at once.
 const MAX_EXPIRY_CHECKS: usize = 200;
+/// Receive addresses of closed payments watched for unattributed receipts, newest first;
+/// with the open ones and change this stays well under ElectrumX's 50,000 subscriptions
+/// per session.
+const MAX_CLOSED_WATCHED: u32 = 20_000;
 /// First and longest wait before the chain thread is started again after a crash.
 const CHAIN_RESTART_MIN: Duration = Duration::from_secs(1);
 const CHAIN_RESTART_MAX: Duration = Duration::from_secs(60);
@@ -228,13 +232,19 @@ impl Processor {
     /// Every script the chain thread should watch, with its stored status.
     fn chain_watch_list(&self) -> Result<BTreeMap<Key, Watched>, StoreError> {
         let w = self.app.wallet.lock().expect("wallet lock");
-        // Every revealed receive address stays watched after its payment closed: money
-        // arriving there later is an unattributed receipt, not something to miss. A
-        // subscription costs nothing until the address changes.
-        let mut keys: Vec<Key> = w
-            .spk_index()
-            .revealed_keychain_spks(KeychainKind::External)
-            .map(|(i, _)| (KeychainKind::External, i))
+        // Receive addresses stay watched after their payment closed: money arriving there
+        // later is an unattributed receipt, not something to miss. A subscription costs
+        // nothing until the address changes, but servers cap them per session (ElectrumX:
+        // 50,000), so beyond open payments only the newest closed addresses are kept.
+        let next = w.next_derivation_index(KeychainKind::External);
+        let oldest_closed = next.saturating_sub(MAX_CLOSED_WATCHED);
+        let mut keys: Vec<Key> = self
+            .watched
+            .keys()
+            .copied()
+            .filter(|&i| i < oldest_closed)
+            .chain(oldest_closed..next)
+            .map(|i| (KeychainKind::External, i))
             .collect();
         // Change comes back to the wallet: watch every revealed change script, so a spend
         // shows in the balance when it happens.
