@@ -122,3 +122,40 @@ fn a_full_disk_refuses_creates_clearly_loses_nothing_and_recovers_by_itself() {
     });
     assert_eq!(st["payments"]["unconfirmed"], 1, "{st}");
 }
+
+/// A fault injector of ours, compiled into debug builds only
+/// (`SNAKKAZ_PAY_FAULT_FAIL_UPDATE_COMMITS=3`): the first three commits of payment
+/// updates with wallet changes fail.
+#[test]
+fn failed_commits_lose_no_wallet_change() {
+    let (mut devnet, _dir, mut app) =
+        Appliance::on_fresh_devnet_with(&[("SNAKKAZ_PAY_FAULT_FAIL_UPDATE_COMMITS", "3")]);
+    let p = app.create_payment(27_000, "through-failed-commits", None);
+    let id = p["id"].as_str().unwrap().to_owned();
+    devnet.pay(p["address"].as_str().unwrap(), 27_000);
+    let v = app.wait_payment(&id, Duration::from_secs(60), "recorded at last", |v| {
+        v["status"] == "unconfirmed"
+    });
+    assert_eq!(v["received_sat"], 27_000);
+    let failures = app
+        .log()
+        .matches("committing payment updates failed")
+        .count();
+    assert!(
+        failures >= 3,
+        "{failures} failed commits:\n{}",
+        app.log_tail()
+    );
+
+    // What the failed commits carried reached the file: a restart without any server
+    // finds the transaction in the wallet's own database.
+    devnet.stop_electrumx();
+    app.kill9();
+    app.restart();
+    let st = app.wait_status(
+        Duration::from_secs(20),
+        "the wallet from the database",
+        |s| s["wallet"]["unconfirmed_sat"] == 27_000,
+    );
+    assert_eq!(st["payments"]["unconfirmed"], 1, "{st}");
+}

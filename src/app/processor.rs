@@ -211,9 +211,12 @@ impl Processor {
         let floor = receipt::Floor {
             height: tip,
             at: crate::clock::now(),
+            unconfirmed: crate::wallet::unconfirmed_txids(
+                &self.app.wallet.lock().expect("wallet lock"),
+            ),
         };
         match self.app.store.commit_blocking(WriteBatch {
-            meta: vec![crate::store::receipts_floor_entry(floor)],
+            meta: vec![crate::store::receipts_floor_entry(&floor)],
             ..Default::default()
         }) {
             Ok(_) => {
@@ -434,11 +437,14 @@ impl Processor {
         let floor = receipt::Floor {
             height: tip,
             at: crate::clock::now(),
+            unconfirmed: crate::wallet::unconfirmed_txids(
+                &self.app.wallet.lock().expect("wallet lock"),
+            ),
         };
         let batch = WriteBatch {
             wallet: self.unsaved.clone(),
             mark_scanned: true,
-            meta: vec![crate::store::receipts_floor_entry(floor)],
+            meta: vec![crate::store::receipts_floor_entry(&floor)],
             ..Default::default()
         };
         match self.app.store.commit(batch).await {
@@ -733,7 +739,7 @@ impl Processor {
     /// Receipts among these synced scripts: money no open payment counts, and recorded
     /// receipts whose transaction left the chain.
     fn receipt_writes(&self, synced: &[Key], now: u64) -> Vec<ReceiptWrite> {
-        let Some(floor) = self.floor else {
+        let Some(floor) = &self.floor else {
             return Vec::new();
         };
         let keys: Vec<Key> = synced
@@ -786,7 +792,7 @@ impl Processor {
             let Some(cause) = receipt::classify(
                 change,
                 o.from_outside,
-                floor.predates(o.height, o.first_seen),
+                floor.predates(&o.txid, o.height, o.first_seen),
                 owner.map(|p| p.txids.contains(&o.txid)),
             ) else {
                 continue;

@@ -119,18 +119,25 @@ impl ReceiptTotals {
 
 /// Where the appliance's watch began (the first scan, or the first start with receipts):
 /// what the wallet knew by then is history, not news.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Floor {
     /// Transactions confirmed at or below this height predate the watch.
     pub height: u32,
-    /// Unix seconds: unconfirmed transactions first seen by then predate the watch too.
+    /// Unix seconds: transactions first seen before then predate the watch too.
     pub at: u64,
+    /// Transactions in the mempool when the watch began (first seen in that second).
+    #[serde(default)]
+    pub unconfirmed: Vec<String>,
 }
 
 impl Floor {
-    /// True for a transaction the wallet knew before its watch began.
-    pub fn predates(&self, height: Option<u32>, first_seen: Option<u64>) -> bool {
-        height.is_some_and(|h| h <= self.height) || first_seen.is_some_and(|t| t <= self.at)
+    /// True for a transaction the wallet knew before its watch began. Times are whole
+    /// seconds: a transaction first seen in the watch's own second predates it only if
+    /// it was among those known then.
+    pub fn predates(&self, txid: &str, height: Option<u32>, first_seen: Option<u64>) -> bool {
+        height.is_some_and(|h| h <= self.height)
+            || first_seen.is_some_and(|t| t < self.at)
+            || self.unconfirmed.iter().any(|t| t == txid)
     }
 }
 
@@ -186,14 +193,18 @@ mod tests {
         let f = Floor {
             height: 100,
             at: 1_000,
+            unconfirmed: vec!["aa".into()],
         };
-        assert!(f.predates(Some(100), None));
-        assert!(!f.predates(Some(101), None));
+        assert!(f.predates("x", Some(100), None));
+        assert!(!f.predates("x", Some(101), None));
         // In the mempool when the scan ran, confirmed later: still history.
-        assert!(f.predates(Some(105), Some(999)));
-        assert!(f.predates(None, Some(1_000)));
-        assert!(!f.predates(None, Some(1_001)));
-        assert!(!f.predates(None, None));
+        assert!(f.predates("x", Some(105), Some(999)));
+        assert!(f.predates("aa", Some(105), Some(1_000)));
+        // Seen in the scan's own second: history only if the scan knew it.
+        assert!(f.predates("aa", None, Some(1_000)));
+        assert!(!f.predates("bb", None, Some(1_000)));
+        assert!(!f.predates("x", None, Some(1_001)));
+        assert!(!f.predates("x", None, None));
     }
 
     #[test]

@@ -78,8 +78,8 @@ impl Store {
 }
 
 /// The META entry that sets the receipts floor.
-pub fn receipts_floor_entry(floor: Floor) -> (&'static str, Vec<u8>) {
-    (RECEIPTS_FLOOR_KEY, encode(&floor))
+pub fn receipts_floor_entry(floor: &Floor) -> (&'static str, Vec<u8>) {
+    (RECEIPTS_FLOOR_KEY, encode(floor))
 }
 
 /// Applies receipt writes inside the batch's transaction. An assignment of an unknown

@@ -247,6 +247,23 @@ fn commit_group(db: &Database, mut group: Vec<Job>, outbox: bool) -> Option<Stor
             }
             continue;
         }
+        // Fault injector (debug builds): a commit of payment updates with wallet changes
+        // fails, as a full disk or an I/O error would make it.
+        if group
+            .iter()
+            .any(|j| j.batch.wallet.is_some() && !j.batch.updates.is_empty())
+            && crate::fault::fail_times("SNAKKAZ_PAY_FAULT_FAIL_UPDATE_COMMITS")
+        {
+            if let Err(abort) = wtx.abort() {
+                tracing::warn!(error = %abort, "abandoning a write transaction");
+            }
+            for job in group {
+                job.reply.send(Err(StoreError::Unavailable {
+                    detail: "fault injected: the commit failed".into(),
+                }));
+            }
+            return None;
+        }
         let committed = (|| {
             if !wallet.is_empty() {
                 let mut t = wtx.open_table(WALLET).db("open wallet")?;

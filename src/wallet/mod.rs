@@ -279,3 +279,13 @@ pub fn outputs_at(wallet: &Wallet, keys: &[Key]) -> Vec<OutputSeen> {
     }
     out
 }
+
+/// Transactions the wallet holds with no confirmation (the mempool as last synced).
+pub fn unconfirmed_txids(wallet: &Wallet) -> Vec<String> {
+    wallet
+        .tx_graph()
+        .full_txs()
+        .filter(|n| n.anchors.is_empty())
+        .map(|n| n.txid.to_string())
+        .collect()
+}
