@@ -195,9 +195,10 @@ fn a_server_that_rewrites_a_header_or_a_merkle_proof_cannot_confirm_a_payment() 
     }
 }
 
-/// Our proxy answers transactions and histories with garbage (no real server does).
+/// Our proxy answers transactions and histories with garbage, or every script's status
+/// as `null` (no real server does either on demand).
 #[test]
-fn a_server_that_answers_garbage_neither_crashes_nor_spins_the_daemon() {
+fn a_server_that_answers_garbage_or_null_statuses_neither_crashes_nor_spins_the_daemon() {
     use common::lying_proxy::{Lie, LyingProxy};
     let devnet = common::devnet::Devnet::start();
     let proxy = LyingProxy::start(devnet.electrum_tcp_port());
@@ -243,6 +244,27 @@ fn a_server_that_answers_garbage_neither_crashes_nor_spins_the_daemon() {
         &id,
         Duration::from_secs(90),
         "seen once the server is sane",
+        |v| status(v) == "unconfirmed",
+    );
+
+    // Null statuses: every script claims no history, notifications included.
+    let q = app.create_payment(21_000, "null-status", None);
+    let qid = q["id"].as_str().unwrap().to_owned();
+    proxy.lie(Lie::NullStatus, 0);
+    devnet.pay(q["address"].as_str().unwrap(), 21_000);
+    let before = cpu(pid);
+    std::thread::sleep(Duration::from_secs(5));
+    let used = cpu(pid) - before;
+    assert!(
+        used < 5 * ticks / 2,
+        "{used} ticks of CPU in 5 s under null statuses"
+    );
+    assert_eq!(app.pid(), Some(pid), "no crash");
+    proxy.lie(Lie::Honest, 0);
+    app.wait_payment(
+        &qid,
+        Duration::from_secs(120),
+        "seen once statuses are real",
         |v| status(v) == "unconfirmed",
     );
 }

@@ -23,6 +23,9 @@ pub enum Lie {
     Merkle = 2,
     /// Answer transactions and histories with garbage.
     Garbage = 3,
+    /// Report every script as having no history (`null` status), in answers and
+    /// notifications.
+    NullStatus = 4,
 }
 
 /// A running proxy; stops accepting when dropped.
@@ -158,6 +161,10 @@ fn forge_header(hex: &str) -> String {
 }
 
 fn rewrite(msg: &mut Value, asked: &HashMap<String, (String, Value)>, lie: u8, target: u32) -> u32 {
+    if lie == Lie::NullStatus as u8 && msg["method"] == "blockchain.scripthash.subscribe" {
+        msg["params"][1] = Value::Null;
+        return 1;
+    }
     // Notifications of a new tip carry the header too.
     if msg["method"] == "blockchain.headers.subscribe" {
         if lie == Lie::Header as u8 {
@@ -232,6 +239,10 @@ fn rewrite(msg: &mut Value, asked: &HashMap<String, (String, Value)>, lie: u8, t
                 return 1;
             }
             0
+        }
+        (l, "blockchain.scripthash.subscribe") if l == Lie::NullStatus as u8 => {
+            *result = Value::Null;
+            1
         }
         (l, "blockchain.transaction.get") if l == Lie::Garbage as u8 => {
             *result = Value::String("0badc0de".into());
