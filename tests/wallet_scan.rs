@@ -138,3 +138,58 @@ fn an_address_used_beyond_the_stop_gap_never_credits_its_old_money_to_a_payment(
     });
     assert_eq!(v["received_sat"], 50_000, "{v}");
 }
+
+#[test]
+fn init_says_what_the_scan_found_on_the_configured_server() {
+    let derive = Wallet::create_single(DESCRIPTOR)
+        .network(Network::Regtest)
+        .create_wallet_no_persist()
+        .expect("wallet");
+    let devnet = common::devnet::Devnet::start();
+    devnet.pay(
+        &derive
+            .peek_address(KeychainKind::External, 4)
+            .address
+            .to_string(),
+        12_000,
+    );
+    devnet.mine(1);
+    let dir = tempfile::tempdir().unwrap();
+    let port = devnet.electrum_tcp_port().to_string();
+    let out = std::process::Command::new(common::appliance::binary())
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .args([
+            "--json",
+            "init",
+            "--descriptor",
+            DESCRIPTOR,
+            "--network",
+            "regtest",
+            "--electrum-host",
+            "127.0.0.1",
+            "--electrum-port",
+            &port,
+            "--electrum-protocol",
+            "tcp",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["scan"]["last_used_receive_index"], 4, "{v}");
+    assert_eq!(v["scan"]["transactions"], 1, "{v}");
+    assert!(
+        v["scan"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("payments will start at receive index 5"),
+        "{v}"
+    );
+}

@@ -320,6 +320,39 @@ pub fn probe(
     Ok(h.height as u32)
 }
 
+/// What a scan for addresses used before found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanFindings {
+    /// Highest used index per keychain (`None`: none used).
+    pub last_used: BTreeMap<bdk_wallet::KeychainKind, u32>,
+    /// Transactions found.
+    pub txs: usize,
+}
+
+/// Scans both keychains of `wallet` on `server` for addresses used before, with `gap`
+/// unused ones in a row ending each keychain (what `init` reports; the daemon repeats the
+/// scan at its first start and keeps what it finds).
+pub fn scan_used(
+    server: &Server,
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+    wallet: &Wallet,
+    gap: u32,
+) -> Result<ScanFindings, ChainError> {
+    let tls = conn::tls_config(ca_file)?;
+    let guard = verified::Guard::new(wallet.network(), Vec::new());
+    let c = conn::connect(server, &tls, &guard, timeout)?;
+    let request = wallet.start_full_scan_at(crate::clock::now()).build();
+    let response = req(
+        "full scan",
+        c.client.full_scan(request, gap as usize, 25, false),
+    )?;
+    Ok(ScanFindings {
+        last_used: response.last_active_indices.into_iter().collect(),
+        txs: response.tx_update.txs.len(),
+    })
+}
+
 /// Clears `thread_alive` when the chain thread ends, by return or by panic.
 struct Alive(Arc<Mutex<ChainStatus>>);
 

@@ -136,6 +136,7 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .map(|a| a.to_string())
         .collect();
+    let scan = scan(&cfg, &wallet);
     if cli.json {
         println!(
             "{}",
@@ -145,6 +146,7 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
                 "descriptor": cfg.descriptor,
                 "change_descriptor": cfg.change_descriptor,
                 "first_addresses": addresses,
+                "scan": scan,
             })
         );
     } else {
@@ -160,8 +162,61 @@ pub(super) fn run(cli: &Cli, a: &InitArgs) -> anyhow::Result<ExitCode> {
         for (i, a) in addresses.iter().enumerate() {
             println!("  {i}: {a}");
         }
+        println!("scan: {}", scan["summary"].as_str().unwrap_or(""));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Looks for addresses of this key used before, on the configured server, so the operator
+/// learns at once that an xpub has history (the daemon scans again at its first start
+/// and starts handing out after the last used address).
+fn scan(cfg: &Config, wallet: &bdk_wallet::Wallet) -> serde_json::Value {
+    use bdk_wallet::KeychainKind;
+    let Some(s) = cfg.servers.first().filter(|_| cfg.enabled) else {
+        return serde_json::json!({"summary": "skipped: no Electrum server configured"});
+    };
+    if cfg.scan_stop_gap == 0 {
+        return serde_json::json!({"summary": "skipped: SNAKKAZ_PAY_SCAN_STOP_GAP=0 (a key never used before)"});
+    }
+    let server = crate::chain::Server {
+        host: s.host.clone(),
+        port: s.port,
+        tls: s.tls,
+    };
+    match crate::chain::scan_used(
+        &server,
+        cfg.ca_file.as_deref(),
+        cfg.electrum_timeout,
+        wallet,
+        cfg.scan_stop_gap,
+    ) {
+        Ok(f) => {
+            let receive = f.last_used.get(&KeychainKind::External).copied();
+            let change = f.last_used.get(&KeychainKind::Internal).copied();
+            let summary = match (receive, change) {
+                (None, None) => format!(
+                    "no address of this key was used before (stop gap {}); payments start at receive index 0",
+                    cfg.scan_stop_gap
+                ),
+                _ => format!(
+                    "this key was used before: receive addresses up to index {}, change up to {}, {} transaction(s); payments will start at receive index {}",
+                    receive.map_or("none".into(), |i| i.to_string()),
+                    change.map_or("none".into(), |i| i.to_string()),
+                    f.txs,
+                    receive.map_or(0, |i| i + 1)
+                ),
+            };
+            serde_json::json!({
+                "summary": summary,
+                "last_used_receive_index": receive,
+                "last_used_change_index": change,
+                "transactions": f.txs,
+            })
+        }
+        Err(e) => serde_json::json!({
+            "summary": format!("not done ({e}); the daemon scans at its first start, before the first payment"),
+        }),
+    }
 }
 
 fn new_token() -> zeroize::Zeroizing<String> {
