@@ -30,10 +30,12 @@ const EXPIRY_RECHECK: Duration = Duration::from_secs(30);
 /// of requests, a long downtime) are checked in deadline order, a bounded slice at a
 /// time, instead of one burst the server charges for at once.
 const MAX_EXPIRY_CHECKS: usize = 200;
-/// Receive addresses of closed payments watched for unattributed receipts, newest first;
-/// with the open ones and change this stays well under ElectrumX's 50,000 subscriptions
-/// per session.
-const MAX_CLOSED_WATCHED: u32 = 20_000;
+/// Receive addresses of closed payments watched for unattributed receipts: the newest
+/// ones. Every one is a subscription each session makes again on connect; with the
+/// default ElectrumX limits (about 2,300 subscriptions at once, then about one a second)
+/// thousands of old addresses would hold back new payments' subscriptions after every
+/// reconnect.
+const MAX_CLOSED_WATCHED: u32 = 1_000;
 /// First and longest wait before the chain thread is started again after a crash.
 const CHAIN_RESTART_MIN: Duration = Duration::from_secs(1);
 const CHAIN_RESTART_MAX: Duration = Duration::from_secs(60);
@@ -553,10 +555,18 @@ impl Processor {
             .map(|&(_, i)| i)
             .collect();
         if !ended.is_empty() {
-            // The chain keeps watching these addresses: what arrives now is a receipt.
+            // The chain keeps watching the newest of these addresses: what arrives there
+            // now is a receipt. Older ones leave the chain's list.
+            let next = {
+                let w = self.app.wallet.lock().expect("wallet lock");
+                w.next_derivation_index(KeychainKind::External)
+            };
             for &i in &ended {
                 self.untrack_queues(i);
                 self.watched.remove(&i);
+                if i.saturating_add(MAX_CLOSED_WATCHED) < next {
+                    self.send(ChainCommand::Unwatch((KeychainKind::External, i)));
+                }
             }
             if let Err(e) = self.app.store.commit_blocking(WriteBatch {
                 unwatch: ended,
