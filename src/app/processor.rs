@@ -456,7 +456,11 @@ impl Processor {
                 // Addresses the scan found used stay watched: new money there is a receipt.
                 let revealed: Vec<(Key, bdk_wallet::bitcoin::ScriptBuf)> = {
                     let w = self.app.wallet.lock().expect("wallet lock");
-                    w.spk_index().revealed_spks(..).collect()
+                    let oldest = next.0.saturating_sub(MAX_CLOSED_WATCHED);
+                    w.spk_index()
+                        .revealed_spks(..)
+                        .filter(|((k, i), _)| *k == KeychainKind::Internal || *i >= oldest)
+                        .collect()
                 };
                 for (k, spk) in revealed {
                     self.send(ChainCommand::Watch(k, spk));
