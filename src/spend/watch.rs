@@ -128,6 +128,12 @@ pub fn scan(app: &App, watch: &std::sync::Mutex<SpendWatch>, seen: (u64, u64, u3
             acknowledged_at: None,
         });
     }
+    if audit.is_empty() {
+        // Nothing new: writing the list read above back could undo an acknowledgement
+        // committed since.
+        w.last_seen = done;
+        return;
+    }
     let batch = WriteBatch {
         meta: vec![unexpected_spends_entry(&list)],
         audit,
