@@ -141,11 +141,16 @@ fn a_completed_payment_whose_money_leaves_the_chain_stays_a_problem_until_acknow
     });
 }
 
-/// A rewriting proxy of ours (`common::lying_proxy`) stands in for a lying server or a
-/// man in the middle: no real ElectrumX lies on demand.
-#[test]
-fn a_server_that_rewrites_a_header_or_a_merkle_proof_cannot_confirm_a_payment() {
-    use common::lying_proxy::{Lie, LyingProxy};
+use common::lying_proxy::{Lie, LyingProxy};
+
+/// A fresh devnet, our rewriting proxy in front of its ElectrumX (honest for now) and a
+/// daemon connected through it.
+fn behind_lying_proxy() -> (
+    common::devnet::Devnet,
+    LyingProxy,
+    tempfile::TempDir,
+    Appliance,
+) {
     let devnet = common::devnet::Devnet::start();
     let proxy = LyingProxy::start(devnet.electrum_tcp_port());
     let dir = tempfile::tempdir().unwrap();
@@ -154,6 +159,14 @@ fn a_server_that_rewrites_a_header_or_a_merkle_proof_cannot_confirm_a_payment() 
     app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
         s["electrum"]["connected"] == true
     });
+    (devnet, proxy, dir, app)
+}
+
+/// A rewriting proxy of ours (`common::lying_proxy`) stands in for a lying server or a
+/// man in the middle: no real ElectrumX lies on demand.
+#[test]
+fn a_server_that_rewrites_a_header_or_a_merkle_proof_cannot_confirm_a_payment() {
+    let (devnet, proxy, _dir, app) = behind_lying_proxy();
     for (round, lie) in [Lie::Header, Lie::Merkle].into_iter().enumerate() {
         let p = app.create_payment(70_000, &format!("lied-about-{round}"), None);
         let id = p["id"].as_str().unwrap().to_owned();
@@ -199,15 +212,7 @@ fn a_server_that_rewrites_a_header_or_a_merkle_proof_cannot_confirm_a_payment() 
 /// as `null` (no real server does either on demand).
 #[test]
 fn a_server_that_answers_garbage_or_null_statuses_neither_crashes_nor_spins_the_daemon() {
-    use common::lying_proxy::{Lie, LyingProxy};
-    let devnet = common::devnet::Devnet::start();
-    let proxy = LyingProxy::start(devnet.electrum_tcp_port());
-    let dir = tempfile::tempdir().unwrap();
-    let env = common::appliance::base_env(dir.path(), "127.0.0.1", proxy.port, false);
-    let app = Appliance::start(dir.path(), env);
-    app.wait_status(Duration::from_secs(20), "Electrum connection", |s| {
-        s["electrum"]["connected"] == true
-    });
+    let (devnet, proxy, _dir, app) = behind_lying_proxy();
     let p = app.create_payment(20_000, "garbage-in", None);
     let id = p["id"].as_str().unwrap().to_owned();
     proxy.lie(Lie::Garbage, 0);

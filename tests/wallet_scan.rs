@@ -9,18 +9,19 @@ use bdk_wallet::bitcoin::Network;
 use bdk_wallet::{KeychainKind, Wallet};
 use common::appliance::{Appliance, DESCRIPTOR};
 
-#[test]
-fn a_fresh_appliance_on_a_used_xpub_hands_out_only_unused_addresses() {
-    let derive = Wallet::create_single(DESCRIPTOR)
+/// Receive address `i` of the test descriptor, as any wallet derives it.
+fn addr(i: u32) -> String {
+    Wallet::create_single(DESCRIPTOR)
         .network(Network::Regtest)
         .create_wallet_no_persist()
-        .expect("wallet");
-    let addr = |i| {
-        derive
-            .peek_address(KeychainKind::External, i)
-            .address
-            .to_string()
-    };
+        .expect("wallet")
+        .peek_address(KeychainKind::External, i)
+        .address
+        .to_string()
+}
+
+#[test]
+fn a_fresh_appliance_on_a_used_xpub_hands_out_only_unused_addresses() {
     let devnet = common::devnet::Devnet::start();
     // Paid under the old stack, before this appliance existed: one confirmed, one in
     // the mempool, and index 5 after a gap.
@@ -95,16 +96,6 @@ fn a_fresh_appliance_on_a_used_xpub_hands_out_only_unused_addresses() {
 
 #[test]
 fn an_address_used_beyond_the_stop_gap_never_credits_its_old_money_to_a_payment() {
-    let derive = Wallet::create_single(DESCRIPTOR)
-        .network(Network::Regtest)
-        .create_wallet_no_persist()
-        .expect("wallet");
-    let addr = |i| {
-        derive
-            .peek_address(KeychainKind::External, i)
-            .address
-            .to_string()
-    };
     let devnet = common::devnet::Devnet::start();
     // Index 3 was paid long ago, beyond a stop gap of 2 unused addresses.
     devnet.pay(&addr(3), 88_000);
@@ -141,18 +132,8 @@ fn an_address_used_beyond_the_stop_gap_never_credits_its_old_money_to_a_payment(
 
 #[test]
 fn init_says_what_the_scan_found_on_the_configured_server() {
-    let derive = Wallet::create_single(DESCRIPTOR)
-        .network(Network::Regtest)
-        .create_wallet_no_persist()
-        .expect("wallet");
     let devnet = common::devnet::Devnet::start();
-    devnet.pay(
-        &derive
-            .peek_address(KeychainKind::External, 4)
-            .address
-            .to_string(),
-        12_000,
-    );
+    devnet.pay(&addr(4), 12_000);
     devnet.mine(1);
     let dir = tempfile::tempdir().unwrap();
     let port = devnet.electrum_tcp_port().to_string();

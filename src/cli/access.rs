@@ -14,14 +14,13 @@ use http::Method;
 use serde_json::{Value, json};
 
 use super::client::DaemonClient;
+use super::ops::open_unless_daemon;
 use super::{Cli, load_config};
 use crate::access::local::{self, RequestKind};
 use crate::access::lockdown;
 use crate::access::{audit_json, lockdown_json};
 use crate::config::Config;
 use crate::secret::Secret;
-
-use crate::store::{Store, StoreError};
 
 /// How long the CLI waits for the daemon to pick up a request file.
 const PICKUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -71,22 +70,6 @@ pub struct AuditArgs {
     /// Most entries shown.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
-}
-
-/// The database, or `None` when the running daemon holds it. A missing file is an error
-/// (a wrong ELECTRUM_WALLET_PATH must not create a stray database).
-fn open_unless_daemon(cfg: &Config) -> anyhow::Result<Option<Store>> {
-    if !cfg.db_path.exists() {
-        bail!(
-            "ELECTRUM_WALLET_PATH: no database at {}; check the path (the daemon creates it at its first start)",
-            cfg.db_path.display()
-        );
-    }
-    match Store::open(&cfg.db_path) {
-        Ok(s) => Ok(Some(s)),
-        Err(StoreError::Locked { .. }) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("opening database {}", cfg.db_path.display())),
-    }
 }
 
 fn admin_client(cfg: &Config) -> anyhow::Result<DaemonClient> {

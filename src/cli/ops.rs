@@ -27,7 +27,8 @@ pub struct TxArgs {
     pub query: String,
 }
 
-/// The database, or `None` when the running daemon holds it.
+/// The database, or `None` when the running daemon holds it. A missing file is an error
+/// (a wrong ELECTRUM_WALLET_PATH must not create a stray database).
 pub(crate) fn open_unless_daemon(cfg: &Config) -> anyhow::Result<Option<Store>> {
     if !cfg.db_path.exists() {
         bail!(

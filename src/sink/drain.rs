@@ -163,16 +163,7 @@ impl Drain {
         }
         self.send_extras(client, &tx_rows).await?;
         if !rows.is_empty() {
-            let json = serde_json::to_string(&rows).expect("rows serialize to JSON");
-            let written = tokio::time::timeout(WRITE_TIMEOUT, client.execute(UPSERT_SQL, &[&json]))
-                .await
-                .map_err(|_| SinkError::WriteTimeout {
-                    secs: WRITE_TIMEOUT.as_secs(),
-                })?
-                .map_err(|e| SinkError::Write {
-                    detail: self.target.scrub(&error_text(&e)),
-                    source: e,
-                })?;
+            let written = self.upsert_json(client, UPSERT_SQL, &rows).await?;
             tracing::debug!(rows = rows.len(), written, "Supabase batch committed");
         }
         // Only now, with Postgres committed, may the items leave the outbox.
@@ -201,11 +192,7 @@ impl Drain {
             secs: WRITE_TIMEOUT.as_secs(),
         };
         if !tx_rows.is_empty() {
-            let json = serde_json::to_string(tx_rows).expect("rows serialize to JSON");
-            tokio::time::timeout(WRITE_TIMEOUT, client.execute(TX_UPSERT_SQL, &[&json]))
-                .await
-                .map_err(timeout)?
-                .map_err(write_err)?;
+            self.upsert_json(client, TX_UPSERT_SQL, tx_rows).await?;
         }
         let summary = self.store.wallet_summary()?;
         let unchanged = |w: &WalletSummary| {
@@ -237,6 +224,25 @@ impl Drain {
         Ok(())
     }
 
+    /// Runs one of the JSON-array upserts (`$1` = the rows as JSON) within the write limit.
+    async fn upsert_json<T: serde::Serialize>(
+        &self,
+        client: &Client,
+        sql: &str,
+        rows: &[T],
+    ) -> Result<u64, SinkError> {
+        let json = serde_json::to_string(rows).expect("rows serialize to JSON");
+        tokio::time::timeout(WRITE_TIMEOUT, client.execute(sql, &[&json]))
+            .await
+            .map_err(|_| SinkError::WriteTimeout {
+                secs: WRITE_TIMEOUT.as_secs(),
+            })?
+            .map_err(|e| SinkError::Write {
+                detail: self.target.scrub(&error_text(&e)),
+                source: e,
+            })
+    }
+
     /// Mirrors every receipt when any changed since the last mirror (receipts are few).
     async fn send_receipts(&self, client: &Client) -> Result<(), SinkError> {
         let version = self.store.receipts_version()?;
@@ -250,16 +256,7 @@ impl Drain {
             .map(ReceiptRow::from)
             .collect();
         if !rows.is_empty() {
-            let json = serde_json::to_string(&rows).expect("rows serialize to JSON");
-            tokio::time::timeout(WRITE_TIMEOUT, client.execute(RECEIPT_UPSERT_SQL, &[&json]))
-                .await
-                .map_err(|_| SinkError::WriteTimeout {
-                    secs: WRITE_TIMEOUT.as_secs(),
-                })?
-                .map_err(|e| SinkError::Write {
-                    detail: self.target.scrub(&error_text(&e)),
-                    source: e,
-                })?;
+            self.upsert_json(client, RECEIPT_UPSERT_SQL, &rows).await?;
             tracing::debug!(rows = rows.len(), "receipts mirrored to Supabase");
         }
         *self.last_receipts.lock().expect("sink receipts lock") = Some(version);

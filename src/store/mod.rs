@@ -739,6 +739,15 @@ fn precheck(path: &Path) -> Result<(), StoreError> {
             path: path.to_owned(),
         });
     }
+    schema_version(&meta, path).map(drop)
+}
+
+/// The schema version our META table records: refused when missing (not our file) or
+/// newer than this binary understands.
+fn schema_version(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    path: &Path,
+) -> Result<u64, StoreError> {
     let found = meta
         .get("schema_version")
         .db("read meta")?
@@ -753,7 +762,7 @@ fn precheck(path: &Path) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    Ok(())
+    Ok(found)
 }
 
 /// The first bytes of every redb file.
@@ -840,20 +849,7 @@ fn init_or_check(db: &Database, path: &Path) -> Result<(), StoreError> {
         let app = meta.get("app").db("read meta")?.map(|v| v.value().to_vec());
         match app {
             Some(app) if app == APP_MAGIC => {
-                let found = meta
-                    .get("schema_version")
-                    .db("read meta")?
-                    .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
-                    .ok_or_else(|| StoreError::Foreign {
-                        path: path.to_owned(),
-                    })?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::TooNew {
-                        path: path.to_owned(),
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
+                let found = schema_version(&meta, path)?;
                 if found < 2 {
                     migrate_v1_watch_index(&wtx)?;
                     meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())

@@ -46,10 +46,12 @@ impl Store {
 
     /// One receipt by `txid:vout`.
     pub fn receipt(&self, outpoint: &str) -> Result<Option<Receipt>, StoreError> {
-        Ok(self
-            .receipts()?
-            .into_iter()
-            .find(|r| r.outpoint == outpoint))
+        let rtx = self.db()?.begin_read().db("begin read")?;
+        let t = rtx.open_table(RECEIPTS).db("open receipts")?;
+        t.get(outpoint)
+            .db("read receipts")?
+            .map(|v| decode("receipt", v.value()))
+            .transpose()
     }
 
     /// The receipts floor; `None` until it is set.
