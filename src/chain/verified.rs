@@ -171,11 +171,9 @@ impl<E: ElectrumApi> Verified<E> {
             (chain.low(), chain.tip())
         };
         match (low, tip) {
-            (Some(_), Some(tip)) if height > tip => {
-                let n = self.inner.block_headers_subscribe_raw()?;
-                let header: Header = deserialize(&n.header)?;
-                self.follow(n.height as u32, &header)?;
-            }
+            // Above the chain, or no chain yet: follow the server's tip first.
+            (None, _) | (_, None) => self.follow_server_tip()?,
+            (Some(_), Some(tip)) if height > tip => self.follow_server_tip()?,
             (Some(low), Some(_)) if low - height <= MAX_BACKFILL => {
                 let mut chain = self.guard.chain.lock().expect("header chain lock");
                 while chain.low().is_some_and(|l| l > height) {
@@ -197,11 +195,6 @@ impl<E: ElectrumApi> Verified<E> {
                     .map_err(|e| refused("block header", e))?;
                 return Ok(h);
             }
-            _ => {
-                let n = self.inner.block_headers_subscribe_raw()?;
-                let header: Header = deserialize(&n.header)?;
-                self.follow(n.height as u32, &header)?;
-            }
         }
         let chain = self.guard.chain.lock().expect("header chain lock");
         chain.get(height).copied().ok_or_else(|| {
@@ -209,6 +202,12 @@ impl<E: ElectrumApi> Verified<E> {
                 "no verified block header at height {height} (the server's tip is lower)"
             ))
         })
+    }
+
+    fn follow_server_tip(&self) -> Result<(), Error> {
+        let n = self.inner.block_headers_subscribe_raw()?;
+        let header: Header = deserialize(&n.header)?;
+        self.follow(n.height as u32, &header)
     }
 
     fn network(&self) -> bdk_wallet::bitcoin::Network {
