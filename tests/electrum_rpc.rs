@@ -206,8 +206,19 @@ fn the_json_rpc_answers_as_the_electrum_daemon_on_the_same_account() {
     same(&e, &ours, "version", json!([]));
     same(&e, &ours, "getmpk", json!([]));
     same(&e, &ours, "getbalance", json!([]));
+    // Fee rates: on regtest Electrum answers its hard-coded rate whatever the method.
+    for params in [
+        json!([]),
+        json!(["static"]),
+        json!(["eta", "0.5"]),
+        json!(["mempool"]),
+    ] {
+        same(&e, &ours, "getfeerate", params);
+    }
+    same(&e, &ours, "onchain_history", json!([]));
     // Errors: Electrum's envelope and message.
     for (method, params) in [
+        ("getfeerate", json!(["fastest"])),
         ("get_request", json!(["no-such-request"])),
         ("getseed", json!([])),
         ("getprivatekeys", json!(["x"])),
@@ -251,6 +262,10 @@ fn the_json_rpc_answers_as_the_electrum_daemon_on_the_same_account() {
         json!([]),
         json!({"confirmed": "0", "unconfirmed": "0.0015"}),
     );
+    // In the mempool: height 0, the server's fee, the request's memo as label.
+    let h = same(&e, &ours, "onchain_history", json!([]));
+    assert_eq!(h["transactions"][0]["label"], "order 42", "{h}");
+    assert_eq!(h["transactions"][0]["height"], 0, "{h}");
     devnet.mine(1);
     both_reach(
         &e,
@@ -284,6 +299,28 @@ fn the_json_rpc_answers_as_the_electrum_daemon_on_the_same_account() {
     same(&e, &ours, "getaddressbalance", json!([address]));
     same(&e, &ours, "gettransaction", json!([txid]));
     same(&e, &ours, "listunspent", json!([]));
+    // Confirmed: block time, position in the block, no fee for someone else's transaction.
+    let h = same(&e, &ours, "onchain_history", json!([]));
+    assert_eq!(h["transactions"][0]["confirmations"], 1, "{h}");
+    assert!(
+        h["transactions"][0]["txpos_in_block"].as_u64().is_some(),
+        "{h}"
+    );
+    assert_eq!(h["summary"]["end"]["BTC_balance"], "0.0015", "{h}");
+    let height = h["transactions"][0]["height"].as_i64().unwrap();
+    same(
+        &e,
+        &ours,
+        "onchain_history",
+        json!({"from_height": height, "to_height": height + 10}),
+    );
+    same(
+        &e,
+        &ours,
+        "onchain_history",
+        json!({"from_height": height + 1}),
+    );
+    same(&e, &ours, "onchain_history", json!({"year": 1999}));
     let listed_e = e.result("list_requests", json!({"paid": true}));
     let listed_o = ours.result("list_requests", json!({"paid": true}));
     assert_eq!(

@@ -82,6 +82,26 @@ impl Lookup {
         req("script history", self.api().script_get_history(script))
     }
 
+    /// Block height and position of each confirmed `(txid, height)`
+    /// (`blockchain.transaction.get_merkle`, batched).
+    pub fn positions(&self, txs: &[(Txid, u32)]) -> Result<Vec<(u32, u32)>, ChainError> {
+        let mut out = Vec::with_capacity(txs.len());
+        // Batches of 50 keep each answer small and the server's cost accounting smooth.
+        for chunk in txs.chunks(50) {
+            let res = req(
+                "transaction merkle",
+                self.api().batch_transaction_get_merkle(
+                    chunk
+                        .iter()
+                        .map(|(t, h)| (*t, *h as usize))
+                        .collect::<Vec<_>>(),
+                ),
+            )?;
+            out.extend(res.iter().map(|r| (r.block_height as u32, r.pos as u32)));
+        }
+        Ok(out)
+    }
+
     /// `blockchain.estimatefee` for each target, in BTC/kvB as the server reports it
     /// (-1 when it has no estimate).
     pub fn estimate_fees(&self, targets: &[usize]) -> Result<Vec<f64>, ChainError> {

@@ -3,6 +3,8 @@
 
 pub mod import;
 pub mod rpc;
+pub mod rpc_fees;
+pub mod rpc_history;
 pub mod rpc_methods;
 pub mod rpc_shapes;
 pub mod slip132;

@@ -55,6 +55,7 @@ pub fn load_credentials(
 struct Shared {
     app: Arc<App>,
     creds: Credentials,
+    cache: rpc_methods::Cache,
 }
 
 /// Serves until `shutdown`, then gives open connections `drain` to finish.
@@ -65,7 +66,11 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) {
-    let shared = Arc::new(Shared { app, creds });
+    let shared = Arc::new(Shared {
+        app,
+        creds,
+        cache: rpc_methods::Cache::default(),
+    });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -218,7 +223,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         .cloned()
         .unwrap_or(Value::Array(Vec::new()));
     let mut response = json!({"id": id, "jsonrpc": "2.0"});
-    match rpc_methods::call(&shared.app, method, &params).await {
+    match rpc_methods::call(&shared.app, &shared.cache, method, &params).await {
         Ok(result) => response["result"] = result,
         Err(message) => response["error"] = json!({"code": 1, "message": message}),
     }

@@ -4,12 +4,13 @@
 use std::str::FromStr;
 
 use bdk_wallet::KeychainKind;
-use bdk_wallet::bitcoin::{Address, Txid};
+use bdk_wallet::bitcoin::{Address, ScriptBuf, Txid};
 use bdk_wallet::chain::ChainPosition;
 use serde_json::{Value, json};
 
 use super::rpc_shapes::{self, RequestView, status};
 use super::slip132::AccountKey;
+use super::{rpc_fees, rpc_history};
 use crate::app::{App, AppError, CreatePayment};
 use crate::payments::{Payment, Status};
 use crate::store::{ListQuery, WriteBatch};
@@ -38,6 +39,8 @@ const METHODS: &[&str] = &[
     "listaddresses",
     "gettransaction",
     "listunspent",
+    "getfeerate",
+    "onchain_history",
 ];
 /// Methods that need private keys: answered with Electrum's watch-only error.
 const NEEDS_KEYS: &[&str] = &[
@@ -50,15 +53,9 @@ const NEEDS_KEYS: &[&str] = &[
     "decrypt",
     "dumpprivkeys",
 ];
-/// Methods of the list not implemented (yet): answered with an error naming that.
-const NOT_IMPLEMENTED: &[&str] = &["getfeerate", "onchain_history"];
-
 /// Whether `method` gets an answer (others are Electrum's "Invalid Request").
 pub fn is_known(method: &str) -> bool {
-    METHODS.contains(&method)
-        || NEEDS_KEYS.contains(&method)
-        || NOT_IMPLEMENTED.contains(&method)
-        || method == "getseed"
+    METHODS.contains(&method) || NEEDS_KEYS.contains(&method) || method == "getseed"
 }
 
 /// Positional or named argument `pos`/`name`.
@@ -81,18 +78,21 @@ fn arg_bool(params: &Value, pos: usize, name: &str) -> bool {
     arg(params, pos, name).is_some_and(|v| v.as_bool().unwrap_or(false))
 }
 
+/// What the endpoint keeps between calls: fee estimates and block positions fetched from
+/// the Electrum server.
+#[derive(Debug, Default)]
+pub struct Cache {
+    fees: rpc_fees::Cache,
+    facts: rpc_history::ServerFacts,
+}
+
 /// Runs `method`; `Err` is the message of Electrum's error envelope.
-pub async fn call(app: &App, method: &str, params: &Value) -> Result<Value, String> {
+pub async fn call(app: &App, cache: &Cache, method: &str, params: &Value) -> Result<Value, String> {
     if NEEDS_KEYS.contains(&method) {
         return Err("This is a watching-only wallet".to_owned());
     }
     if method == "getseed" {
         return Err("This wallet has no seed words".to_owned());
-    }
-    if NOT_IMPLEMENTED.contains(&method) {
-        return Err(format!(
-            "{method} is not implemented by snakkaz-pay's Electrum-compatible endpoint"
-        ));
     }
     let now = crate::clock::now();
     match method {
@@ -240,7 +240,193 @@ pub async fn call(app: &App, method: &str, params: &Value) -> Result<Value, Stri
             }))
         }
         "listunspent" => Ok(list_unspent(app)),
+        "getfeerate" => get_fee_rate(app, cache, params).await,
+        "onchain_history" => onchain_history(app, cache, params, now).await,
         _ => Err(format!("attempting to use unregistered method: {method}")),
+    }
+}
+
+/// Electrum's `getfeerate(fee_method, fee_level)` in sat/kvB, from the server's estimates
+/// (fetched on a look-up session apart from the watcher's, cached a minute).
+async fn get_fee_rate(app: &App, cache: &Cache, params: &Value) -> Result<Value, String> {
+    let method = rpc_fees::Method::parse(arg(params, 0, "fee_method").and_then(Value::as_str))?;
+    let level = match arg(params, 1, "fee_level") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(v) => return Err(format!("invalid fee_level: {v}")),
+    };
+    let network = app.cfg.network;
+    let estimates = if network == bdk_wallet::bitcoin::Network::Regtest || !method.needs_server() {
+        rpc_fees::Estimates::default()
+    } else if let Some(e) = cache.fees.get() {
+        e
+    } else {
+        let cfg = app.cfg.clone();
+        let fetched = tokio::task::spawn_blocking(move || fetch_estimates(&cfg))
+            .await
+            .map_err(|e| e.to_string())??;
+        cache.fees.put(fetched.clone());
+        fetched
+    };
+    rpc_fees::fee_rate(network, method, level.as_deref(), &estimates).map(|r| json!(r))
+}
+
+fn fetch_estimates(cfg: &crate::config::Config) -> Result<rpc_fees::Estimates, String> {
+    let session = crate::ops::open_lookup(cfg).map_err(|e| e.to_string())?;
+    let targets: Vec<usize> = rpc_fees::ETA_TARGETS.iter().map(|&t| t as usize).collect();
+    let rates = session.estimate_fees(&targets).map_err(|e| e.to_string())?;
+    let histogram = session.fee_histogram().map_err(|e| e.to_string())?;
+    Ok(rpc_fees::Estimates {
+        by_target: rpc_fees::ETA_TARGETS
+            .iter()
+            .zip(rates)
+            .map(|(&t, r)| (t, rpc_fees::btc_per_kvb_to_sat(r)))
+            .collect(),
+        histogram: Some(
+            histogram
+                .into_iter()
+                .map(|(rate, vsize)| (rpc_fees::sat_vb_to_milli(rate), vsize))
+                .collect(),
+        ),
+    })
+}
+
+/// Electrum's `onchain_history(year, show_addresses, show_fiat, from_height, to_height)`.
+async fn onchain_history(
+    app: &App,
+    cache: &Cache,
+    params: &Value,
+    now: u64,
+) -> Result<Value, String> {
+    let int = |pos: usize, name: &str| -> Result<Option<i64>, String> {
+        match arg(params, pos, name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .map(Some)
+                .ok_or_else(|| format!("invalid {name}: {v}")),
+        }
+    };
+    if arg_bool(params, 1, "show_addresses") {
+        return Err(
+            "show_addresses is not supported by snakkaz-pay's Electrum-compatible endpoint; use gettransaction for a transaction's inputs and outputs".to_owned(),
+        );
+    }
+    // show_fiat: Electrum without an exchange-rate source (its default) ignores it too.
+    let mut filter = rpc_history::Filter {
+        from_height: int(3, "from_height")?,
+        to_height: int(4, "to_height")?,
+        ..Default::default()
+    };
+    if let Some(year) = int(0, "year")?.filter(|&y| y != 0) {
+        if filter.from_height.is_some() || filter.to_height.is_some() {
+            return Err(
+                "timestamp and block height based filtering cannot be used together".to_owned(),
+            );
+        }
+        let (from, to) =
+            rpc_history::year_bounds(year).ok_or_else(|| format!("invalid year: {year}"))?;
+        filter.from_timestamp = Some(from);
+        filter.to_timestamp = Some(to);
+    }
+    fill_from_server(app, &cache.facts).await;
+    let network = app.cfg.network;
+    let store = &app.store;
+    let label_of = |a: &str| {
+        store
+            .payment_by_address(a)
+            .ok()
+            .flatten()
+            .and_then(|p| p.description)
+    };
+    let (rows, tip) = app.with_wallet(|w| {
+        (
+            rpc_history::rows(w, network, &cache.facts, &label_of),
+            crate::wallet::tip_height(w),
+        )
+    });
+    Ok(rpc_history::history(rows, tip, filter, now))
+}
+
+/// Asks the server for what only it knows (at most [`rpc_history::MAX_SERVER_LOOKUPS`]
+/// of each per call): block positions of confirmed transactions, and fees of someone
+/// else's unconfirmed ones (from the paid script's history, as Electrum takes them).
+/// Without a server the history still answers, those fields `null` as Electrum shows a
+/// transaction it has not verified.
+async fn fill_from_server(app: &App, facts: &rpc_history::ServerFacts) {
+    type Confirmed = (Txid, bdk_wallet::bitcoin::BlockHash, u32);
+    let (confirmed, mempool): (Vec<Confirmed>, Vec<(Txid, ScriptBuf)>) = app.with_wallet(|w| {
+        let mut confirmed = Vec::new();
+        let mut mempool = Vec::new();
+        for t in w.transactions() {
+            let txid = t.tx_node.txid;
+            match t.chain_position {
+                ChainPosition::Confirmed { anchor, .. } => {
+                    if facts.position(txid, anchor.block_id.hash).is_none()
+                        && confirmed.len() < rpc_history::MAX_SERVER_LOOKUPS
+                    {
+                        confirmed.push((txid, anchor.block_id.hash, anchor.block_id.height));
+                    }
+                }
+                ChainPosition::Unconfirmed { .. } => {
+                    if w.calculate_fee(&t.tx_node.tx).is_err()
+                        && facts.fee(txid).is_none()
+                        && mempool.len() < rpc_history::MAX_SERVER_LOOKUPS
+                        && let Some(o) = t
+                            .tx_node
+                            .tx
+                            .output
+                            .iter()
+                            .find(|o| w.is_mine(o.script_pubkey.clone()))
+                    {
+                        mempool.push((txid, o.script_pubkey.clone()));
+                    }
+                }
+            }
+        }
+        (confirmed, mempool)
+    });
+    if confirmed.is_empty() && mempool.is_empty() {
+        return;
+    }
+    let cfg = app.cfg.clone();
+    let asked: Vec<(Txid, u32)> = confirmed.iter().map(|(t, _, h)| (*t, *h)).collect();
+    let answer = tokio::task::spawn_blocking(move || {
+        let session = crate::ops::open_lookup(&cfg).map_err(|e| e.to_string())?;
+        let positions = session.positions(&asked).map_err(|e| e.to_string())?;
+        let mut fees = Vec::new();
+        for (txid, script) in &mempool {
+            let history = session.history(script).map_err(|e| e.to_string())?;
+            if let Some(fee) = history
+                .iter()
+                .find(|h| h.tx_hash == *txid)
+                .and_then(|h| h.fee)
+            {
+                fees.push((*txid, fee));
+            }
+        }
+        Ok::<_, String>((positions, fees))
+    })
+    .await;
+    match answer {
+        Ok(Ok((positions, fees))) => {
+            for ((txid, block, height), (h, pos)) in confirmed.into_iter().zip(positions) {
+                // A position from another block (a reorg meanwhile) is not this one's.
+                if h == height {
+                    facts.put_position(txid, block, pos);
+                }
+            }
+            for (txid, fee) in fees {
+                facts.put_fee(txid, fee);
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(
+            error = %e,
+            "onchain_history: the Electrum server did not answer for block positions and mempool fees; answering them as null"
+        ),
+        Err(e) => tracing::warn!(error = %e, "onchain_history: server look-up task failed"),
     }
 }
 

@@ -40,7 +40,8 @@ impl Electrum {
         if offline {
             cmd.arg("--offline");
         }
-        cmd.args(args).env("HOME", self.dir.path());
+        // UTC as on the appliance: Electrum prints dates in its process's time zone.
+        cmd.args(args).env("HOME", self.dir.path()).env("TZ", "UTC");
         let out = run_bounded(cmd, ELECTRUM_TIMEOUT, input);
         assert!(
             out.status.success(),
