@@ -253,6 +253,33 @@ fn the_json_rpc_answers_as_the_electrum_daemon_on_the_same_account() {
         );
     }
 
+    // The next unused address: the same one on both the first time (Electrum skips addresses
+    // with requests); snakkaz-pay then hands out a new one on every call, Electrum repeats it.
+    let unused = same(&e, &ours, "getunusedaddress", json!([]));
+    assert_ne!(unused, json!(address));
+    let again = ours.result("getunusedaddress", json!([]));
+    assert_ne!(again, unused, "snakkaz-pay handed out an address twice");
+    assert_eq!(e.result("ismine", json!([again])), json!(true));
+    // Revealed addresses are the start of Electrum's list (which adds its gap look-ahead).
+    for params in [
+        json!({"receiving": true}),
+        json!({"change": true}),
+        json!([]),
+    ] {
+        let listed_e = e.result("listaddresses", params.clone());
+        let listed_o = ours.result("listaddresses", params.clone());
+        let (le, lo) = (listed_e.as_array().unwrap(), listed_o.as_array().unwrap());
+        if params == json!([]) {
+            assert!(
+                lo.iter().all(|a| le.contains(a)),
+                "{lo:?} not all in {le:?}"
+            );
+        } else {
+            assert!(!lo.is_empty() || params == json!({"change": true}));
+            assert_eq!(&le[..lo.len()], &lo[..], "listaddresses {params}");
+        }
+    }
+
     // Paid: in the mempool, then one and two confirmations.
     let txid = devnet.pay(&address, 150_000);
     both_reach(
@@ -365,5 +392,17 @@ fn the_json_rpc_answers_as_the_electrum_daemon_on_the_same_account() {
     assert_ne!(
         b["status"], 3,
         "the reorged payment still counts as paid: {b}"
+    );
+    // Deleting a request answers null on both; snakkaz-pay keeps the payment (its address
+    // stays retired), a documented difference.
+    assert_eq!(e.result("delete_request", json!([id_e])), Value::Null);
+    assert_eq!(ours.result("delete_request", json!([id_o])), Value::Null);
+    assert_eq!(
+        e.call("get_request", json!([id_e]))["error"]["message"],
+        "Request not found"
+    );
+    assert_eq!(
+        ours.result("get_request", json!([id_o]))["request_id"],
+        json!(id_o)
     );
 }
