@@ -1,5 +1,6 @@
 //! `scripts/bench scale`: the chain engine at scale, on the real daemon against the devnet
-//! behind ElectrumX. For each size (`SCALE_SIZES`, default `1000,10000`):
+//! behind ElectrumX. For each size (`SCALE_SIZES`, default `1000,10000`; `SCALE_KINDS`
+//! picks `settled`, `open`, `capacity`, default all three):
 //!
 //! - settled: that many payments paid, confirmed, completed and out of their late window;
 //!   then detection latency of new payments, idle CPU, RSS, start-up time and RSS after a
@@ -319,11 +320,21 @@ fn main() {
         "| payments | detection p50 / p99 | bare client p50 / p99 | idle CPU | RSS | start-up to caught up | RSS after restart | detection p99 after restart |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for &n in &sizes {
-        settled(n);
+    // SCALE_KINDS picks the parts (settled, open, capacity), e.g. for one long run at 100k.
+    let kinds = std::env::var("SCALE_KINDS").unwrap_or_else(|_| "settled,open,capacity".into());
+    let kinds: Vec<&str> = kinds.split(',').map(str::trim).collect();
+    if kinds.contains(&"settled") {
+        for &n in &sizes {
+            settled(n);
+        }
     }
-    for &n in &sizes {
-        open(n);
+    if kinds.contains(&"open") {
+        for &n in &sizes {
+            open(n);
+        }
+    }
+    if !kinds.contains(&"capacity") {
+        return;
     }
     let steps: Vec<usize> = std::env::var("SCALE_CAPACITY_STEPS")
         .unwrap_or_else(|_| "1000,2000,3000,4000,6000,8000".into())
