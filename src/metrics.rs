@@ -350,6 +350,27 @@ impl Metrics {
                 i64::from(ok),
             );
         }
+        let rc = &s.reconcile;
+        if let Some(at) = rc.last_run_at {
+            gauge(
+                &mut r,
+                "snakkaz_pay_reconcile_last_run_timestamp_seconds",
+                "Unix time the last complete reconciliation finished (snakkaz-pay reconcile)",
+                sat_i64(at),
+            );
+            gauge(
+                &mut r,
+                "snakkaz_pay_reconcile_differences",
+                "Differences between store, chain and Supabase found by the last reconciliation",
+                sat_i64(rc.differences.unwrap_or(0)),
+            );
+            gauge(
+                &mut r,
+                "snakkaz_pay_reconcile_unfixed",
+                "Differences the last reconciliation found and did not fix",
+                sat_i64(rc.unfixed.unwrap_or(0)),
+            );
+        }
         gauge(
             &mut r,
             "snakkaz_pay_unexpected_spends",

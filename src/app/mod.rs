@@ -108,6 +108,8 @@ pub struct StatusReport {
     pub backup_verification: crate::backup::status::VerificationStatus,
     /// Money no open payment counts, waiting for the operator (`snakkaz-pay receipts`).
     pub receipts: crate::payments::receipt::ReceiptTotals,
+    /// The last reconciliation of the store with the chain (`snakkaz-pay reconcile`).
+    pub reconcile: crate::ops::reconcile::ReconcileStatus,
 }
 
 /// Electrum part of the status.
@@ -662,6 +664,7 @@ impl App {
                 now,
             ),
             receipts,
+            reconcile: crate::ops::reconcile::status(&self.store, now)?,
         })
     }
 }

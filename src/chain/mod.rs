@@ -9,7 +9,7 @@
 //! shutdown) and notified scripts are handled between every slice of background work.
 //! On any failure it moves to the next server with backoff and jitter.
 
-mod budget;
+pub mod budget;
 mod conn;
 pub mod headers;
 pub mod lookup;

@@ -7,6 +7,7 @@ mod electrum;
 mod init;
 mod ops;
 mod receipts;
+mod reconcile;
 mod show;
 mod sink;
 mod spend;
@@ -164,6 +165,11 @@ Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pa
     /// The TOTP secret that confirms every broadcast.
     #[command(subcommand)]
     Totp(spend::TotpCmd),
+    /// Compare the store with the chain (and the Supabase rows) and report each
+    /// difference; `--fix` applies the lifecycle's answer. Resumable.
+    /// Exit codes: 0 no differences left, 6 differences not fixed, 5 Supabase not compared,
+    /// 4 Electrum unreachable, 1 other failures.
+    Reconcile(reconcile::ReconcileArgs),
     /// Fee estimates, the mempool histogram and whether unconfirmed payments will confirm soon.
     /// Exit codes: 0 answered, 4 Electrum unreachable, 1 other failures.
     Fees,
@@ -382,6 +388,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Update(args) => update::run(&cli, args),
         Command::Tx(args) => ops::tx(&cli, args),
         Command::Fees => ops::fees(&cli),
+        Command::Reconcile(args) => reconcile::run(&cli, args),
         Command::Transfer(cmd) => spend::transfer(&cli, cmd),
         Command::Totp(cmd) => spend::totp_cmd(&cli, cmd),
         Command::Monitoring(cmd) => {

@@ -4,6 +4,7 @@
 
 pub mod fees;
 pub mod rate;
+pub mod reconcile;
 pub mod txinfo;
 
 use std::time::Duration;

@@ -7,6 +7,7 @@
 mod conn;
 mod drain;
 mod extra_rows;
+pub mod reconcile;
 pub mod row;
 pub mod schema;
 
@@ -80,6 +81,15 @@ pub enum SinkError {
         /// tokio-postgres's error.
         #[source]
         source: tokio_postgres::Error,
+    },
+    /// Reading rows back (reconcile) failed.
+    #[error("reading from Postgres failed: {detail}")]
+    Read {
+        /// The error and its causes, scrubbed.
+        detail: String,
+        /// tokio-postgres's error (none for a time-out).
+        #[source]
+        source: Option<tokio_postgres::Error>,
     },
     /// A batch did not finish in time.
     #[error("writing to Postgres timed out after {secs} s")]

@@ -9,6 +9,7 @@ mod backup_meta;
 mod import;
 mod persister;
 mod receipts;
+mod reconcile;
 mod slot;
 mod snapshot;
 mod spend;
@@ -32,6 +33,9 @@ pub use backup_meta::{
 };
 pub use import::ImportOutcome;
 pub use receipts::{RECEIPTS_FLOOR_KEY, ReceiptWrite, receipts_floor_entry};
+pub use reconcile::{
+    RECONCILE_CURSOR_KEY, RECONCILE_REPORT_KEY, reconcile_cursor_entry, reconcile_report_entry,
+};
 pub use snapshot::{SnapshotInfo, check_file as check_snapshot, snapshot_file};
 pub use spend::{
     TOTP_LAST_STEP_KEY, TransferRecord, UNEXPECTED_SPENDS_KEY, UnexpectedSpend, totp_step_entry,

@@ -360,6 +360,8 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
         }
         (&Method::GET, ["admin", "tx", query]) => super::ops::tx(app, query).await,
         (&Method::GET, ["admin", "fees"]) => super::ops::fees(app).await,
+        (&Method::POST, ["admin", "reconcile"]) => super::reconcile::slice(app, false).await,
+        (&Method::POST, ["admin", "reconcile", "fix"]) => super::reconcile::slice(app, true).await,
         (&Method::POST, ["admin", "transfers"]) => super::spend::create(shared, req, peer).await,
         (&Method::GET, ["admin", "transfers"]) => super::spend::list(shared),
         (&Method::POST, ["admin", "spends", "acknowledge"]) => {

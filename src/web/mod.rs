@@ -13,6 +13,7 @@ mod json;
 mod monitoring;
 mod ops;
 mod page;
+mod reconcile;
 mod spend;
 pub mod tls;
 

@@ -22,7 +22,7 @@ pub(crate) fn ops_error(e: &OpsError) -> Resp {
 }
 
 /// Runs a blocking look-up with the look-up deadline.
-async fn blocking<T: serde::Serialize + Send + 'static>(
+pub(super) async fn blocking<T: serde::Serialize + Send + 'static>(
     app: &App,
     f: impl FnOnce(&crate::config::Config, &crate::store::Store) -> Result<T, OpsError> + Send + 'static,
 ) -> Resp {

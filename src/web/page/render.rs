@@ -329,6 +329,25 @@ fn wallet(h: &mut String, s: &StatusReport) {
         _ => "never (snakkaz-pay verify-backup)".into(),
     };
     row(h, "Backup verified", &verified);
+    let rc = &s.reconcile;
+    let reconciled = match (rc.age_secs, rc.differences, rc.unfixed) {
+        (Some(age), Some(found), Some(unfixed)) => format!(
+            "<span class={}>{found} difference(s), {unfixed} not fixed</span> {} ago{}",
+            if unfixed > 0 || rc.sink_error.is_some() {
+                "bad"
+            } else {
+                "ok"
+            },
+            duration(age),
+            if rc.sink_error.is_some() {
+                " · Supabase not compared"
+            } else {
+                ""
+            }
+        ),
+        _ => "never (snakkaz-pay reconcile)".into(),
+    };
+    row(h, "Reconciled", &reconciled);
     h.push_str("</dl></section>");
 }
 
