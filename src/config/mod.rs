@@ -90,6 +90,8 @@ pub const DEFAULT_SCAN_STOP_GAP: u64 = 100;
 pub const SCAN_STOP_GAP_RANGE: (u64, u64) = (0, 100_000);
 /// Manage the Supabase tables' schema unless told not to.
 pub const DEFAULT_SUPABASE_MANAGE_SCHEMA: bool = true;
+/// `archive` moves only completed payments unless told to move expired and underpaid too.
+pub const DEFAULT_ARCHIVE_UNPAID: bool = false;
 /// Seconds the oldest undelivered sink row may wait before the status page alerts.
 pub const DEFAULT_SINK_LAG_ALERT_SECS: u64 = 300;
 /// Allowed `SNAKKAZ_PAY_SINK_LAG_ALERT_SECS` (1 s to 7 days).
@@ -168,6 +170,8 @@ pub mod keys {
     pub const SUPABASE_MANAGE_SCHEMA: &str = "SNAKKAZ_PAY_SUPABASE_MANAGE_SCHEMA";
     /// PEM trust anchors for the Supabase Postgres server.
     pub const SUPABASE_CA_FILE: &str = "SNAKKAZ_PAY_SUPABASE_CA_FILE";
+    /// `archive` also moves expired and underpaid payments (bool).
+    pub const ARCHIVE_UNPAID: &str = "SNAKKAZ_PAY_ARCHIVE_UNPAID";
     /// Sink lag (s) after which the status page alerts.
     pub const SINK_LAG_ALERT_SECS: &str = "SNAKKAZ_PAY_SINK_LAG_ALERT_SECS";
     /// Window of the rate alerts (s).
@@ -251,6 +255,7 @@ pub mod keys {
         SUPABASE_DB_URL_FILE,
         SUPABASE_MANAGE_SCHEMA,
         SUPABASE_CA_FILE,
+        ARCHIVE_UNPAID,
         SINK_LAG_ALERT_SECS,
         ALERT_WINDOW_SECS,
         ALERT_ELECTRUM_DOWN_SECS,
@@ -344,6 +349,8 @@ pub struct Config {
     pub supabase_manage_schema: bool,
     /// PEM trust anchors for the Supabase Postgres server.
     pub supabase_ca_file: Option<PathBuf>,
+    /// `archive` also moves expired and underpaid payments.
+    pub archive_unpaid: bool,
     /// Sink lag after which the status page alerts.
     pub sink_lag_alert: Duration,
     /// Thresholds of the appliance's own alert evaluation.
@@ -626,6 +633,9 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
             .parse(keys::SUPABASE_MANAGE_SCHEMA, parse_bool)?
             .unwrap_or(DEFAULT_SUPABASE_MANAGE_SCHEMA),
         supabase_ca_file: layers.parse(keys::SUPABASE_CA_FILE, parse_path)?,
+        archive_unpaid: layers
+            .parse(keys::ARCHIVE_UNPAID, parse_bool)?
+            .unwrap_or(DEFAULT_ARCHIVE_UNPAID),
         sink_lag_alert: Duration::from_secs(
             layers
                 .parse(keys::SINK_LAG_ALERT_SECS, |r| {

@@ -214,6 +214,12 @@ pub(super) fn to_toml(c: &Config) -> String {
         "\"/etc/snakkaz-pay/supabase-ca.pem\"",
     );
     w.value(
+        keys::ARCHIVE_UNPAID,
+        "`snakkaz-pay archive` also moves expired and underpaid payments",
+        Some(c.archive_unpaid.to_string()),
+        "",
+    );
+    w.value(
         keys::SINK_LAG_ALERT_SECS,
         "alert on the status page when the oldest undelivered change is this many seconds old",
         Some(c.sink_lag_alert.as_secs().to_string()),

@@ -326,6 +326,7 @@ fn to_toml_round_trips() {
             ),
             (keys::SUPABASE_MANAGE_SCHEMA, "false"),
             (keys::SUPABASE_CA_FILE, "/etc/snakkaz-pay/supabase-ca.pem"),
+            (keys::ARCHIVE_UNPAID, "true"),
             (keys::SINK_LAG_ALERT_SECS, "900"),
             (keys::ELECTRUM_RPC_LISTEN, "127.0.0.1:7777"),
             (keys::ELECTRUM_RPC_USER, "node \"connector\""),

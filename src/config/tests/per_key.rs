@@ -244,6 +244,14 @@ fn key_cases() -> Vec<KeyCase> {
             invalid: Some(("nope", r#""nope" is not a boolean (true or false)"#)),
         },
         KeyCase {
+            key: keys::ARCHIVE_UNPAID,
+            show: |c| c.archive_unpaid.to_string(),
+            default: "false",
+            env: ("true", "true"),
+            toml: ("true", "true"),
+            invalid: Some(("sometimes", r#""sometimes" is not a boolean (true or false)"#)),
+        },
+        KeyCase {
             key: keys::SUPABASE_CA_FILE,
             show: |c| format!("{:?}", c.supabase_ca_file),
             default: "None",
