@@ -225,7 +225,7 @@ pub mod keys {
     pub const TOTP_SECRET_FILE: &str = "SNAKKAZ_PAY_TOTP_SECRET_FILE";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 54] = [
+    pub const ALL: [&str; 55] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,

@@ -5,6 +5,7 @@
 //! (see `writer`) that groups concurrent requests into a single durable commit.
 
 mod access;
+mod archive;
 mod backup_meta;
 mod import;
 mod persister;
@@ -27,6 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::payments::{Event, Payment, Status};
 pub use access::{LockdownChange, LockdownRecord};
+pub use archive::{
+    ARCHIVE_SINK_PENDING_KEY, ArchiveMove, ArchivedPayment, archivable, archive_sink_pending_entry,
+};
 pub use backup_meta::{
     RESTORE_MARKER_KEY, RestoreMarker, VERIFICATION_KEY, VerificationRecord, rescan_key,
     restore_marker_entry, resync_when_sink_starts_entry, verification_entry,
@@ -456,6 +460,14 @@ impl Store {
         let seq = seq.value();
         match payments.get(seq).db("read payment")? {
             Some(v) => Ok(Some(decode("payment", v.value())?)),
+            // Archived: still found by id, address and reference.
+            None if let Some(a) = archive::read_archived(
+                &rtx.open_table(PAYMENTS_ARCHIVE).db("open archive")?,
+                seq,
+            )? =>
+            {
+                Ok(Some(a.payment))
+            }
             None => Err(StoreError::Corrupt {
                 what: "payment index",
                 detail: format!("index points at missing payment seq {seq}"),
@@ -896,6 +908,7 @@ fn init_or_check(db: &Database, path: &Path) -> Result<(), StoreError> {
         wtx.open_table(WATCH).db("create table")?;
         wtx.open_table(RECEIPTS).db("create table")?;
         wtx.open_table(TRANSFERS).db("create table")?;
+        wtx.open_table(PAYMENTS_ARCHIVE).db("create table")?;
     }
     wtx.commit().db("commit")?;
     Ok(())

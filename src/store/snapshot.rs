@@ -77,6 +77,7 @@ macro_rules! each_table {
         $f($($arg,)* WATCH)?;
         $f($($arg,)* RECEIPTS)?;
         $f($($arg,)* TRANSFERS)?;
+        $f($($arg,)* PAYMENTS_ARCHIVE)?;
     }};
 }
 
@@ -213,7 +214,7 @@ mod tests {
         let dest = dir.path().join("snap.redb");
         let info = store.snapshot_to(&dest).unwrap();
         assert_eq!(info.tables["audit_log"], 1);
-        assert_eq!(info.tables.len(), 15);
+        assert_eq!(info.tables.len(), 16);
         // The snapshot is a complete store of its own.
         let copy = Store::open(&dest).unwrap();
         assert_eq!(copy.audit_log(10).unwrap()[0].detail, "row");

@@ -35,6 +35,10 @@ pub const WATCH: TableDefinition<u32, u64> = TableDefinition::new("watch");
 /// `txid:vout` → Receipt (JSON): money no payment counts (see `receipts`).
 pub const RECEIPTS: TableDefinition<&str, &[u8]> = TableDefinition::new("receipts");
 
+/// seq → ArchivedPayment (JSON): payments moved out of PAYMENTS by `archive`; their
+/// indexes and events stay.
+pub const PAYMENTS_ARCHIVE: TableDefinition<u64, &[u8]> = TableDefinition::new("payments_archive");
+
 /// Unsigned txid → TransferRecord (JSON): transactions the appliance built to move money.
 pub const TRANSFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("transfers");
 

@@ -61,6 +61,8 @@ pub struct WriteBatch {
     pub receipts: Vec<super::ReceiptWrite>,
     /// Transfers built or broadcast (see `spend`).
     pub transfers: Vec<super::TransferRecord>,
+    /// Settled payments to move into the archive (see `archive`).
+    pub archive: super::ArchiveMove,
 }
 
 /// A script of the wallet: (keychain as 0 = receive / 1 = change, derivation index).
@@ -295,11 +297,20 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome
         if let Some(seq) = idx.get(p.reference.as_str()).db("read index")? {
             let seq = seq.value();
             let t = wtx.open_table(PAYMENTS).db("open payments")?;
-            let existing = t.get(seq).db("read payment")?.ok_or(StoreError::Corrupt {
-                what: "payment index",
-                detail: format!("reference points at missing payment seq {seq}"),
-            })?;
-            outcome = Outcome::DuplicateReference(Box::new(decode("payment", existing.value())?));
+            let existing: Payment = match t.get(seq).db("read payment")? {
+                Some(v) => decode("payment", v.value())?,
+                // An archived payment keeps its reference.
+                None => super::archive::read_archived(
+                    &wtx.open_table(PAYMENTS_ARCHIVE).db("open archive")?,
+                    seq,
+                )?
+                .map(|a| a.payment)
+                .ok_or(StoreError::Corrupt {
+                    what: "payment index",
+                    detail: format!("reference points at missing payment seq {seq}"),
+                })?,
+            };
+            outcome = Outcome::DuplicateReference(Box::new(existing));
             create = None;
         }
     }
@@ -422,6 +433,7 @@ fn apply(wtx: &WriteTransaction, b: &WriteBatch, outbox: bool) -> Result<Outcome
         super::access::apply_lockdown(wtx, change)?;
     }
     super::spend::apply_transfers(wtx, &b.transfers)?;
+    super::archive::apply(wtx, &b.archive)?;
     if !b.meta.is_empty() || !b.meta_remove.is_empty() {
         let mut t = wtx.open_table(META).db("open meta")?;
         for (k, v) in &b.meta {
