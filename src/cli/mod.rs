@@ -1,6 +1,7 @@
 //! The command line: `run` and the operator's procedures as subcommands.
 
 mod access;
+mod archive;
 mod backup;
 mod client;
 mod electrum;
@@ -170,6 +171,11 @@ Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pa
     /// Exit codes: 0 no differences left, 6 differences not fixed, 5 Supabase not compared,
     /// 4 Electrum unreachable, 1 other failures.
     Reconcile(reconcile::ReconcileArgs),
+    /// Move settled payments unchanged for longer than --older-than (default 90d) into the
+    /// archive, and their Supabase rows into electrum_payments_archive. They stay readable.
+    /// Exit codes: 0 done, 5 Supabase rows not moved (retried next run), 64 bad arguments,
+    /// 1 other failures.
+    Archive(archive::ArchiveArgs),
     /// Fee estimates, the mempool histogram and whether unconfirmed payments will confirm soon.
     /// Exit codes: 0 answered, 4 Electrum unreachable, 1 other failures.
     Fees,
@@ -389,6 +395,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tx(args) => ops::tx(&cli, args),
         Command::Fees => ops::fees(&cli),
         Command::Reconcile(args) => reconcile::run(&cli, args),
+        Command::Archive(args) => archive::run(&cli, args),
         Command::Transfer(cmd) => spend::transfer(&cli, cmd),
         Command::Totp(cmd) => spend::totp_cmd(&cli, cmd),
         Command::Monitoring(cmd) => {

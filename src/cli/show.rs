@@ -163,6 +163,9 @@ pub fn payment(p: &Value, now: SystemTime) -> String {
     row("first seen", &when(&p["first_seen_at"], now));
     row("confirmed", &when(&p["confirmed_at"], now));
     row("updated", &when(&p["updated_at"], now));
+    if p["archived_at"].is_string() {
+        row("archived", &when(&p["archived_at"], now));
+    }
     let txids: Vec<&str> = p["txids"]
         .as_array()
         .into_iter()

@@ -2,6 +2,7 @@
 //! and archive). Electrum is reached through `chain::lookup` sessions, the store through
 //! its typed API; the arithmetic lives in pure functions beside each command.
 
+pub mod archive;
 pub mod fees;
 pub mod rate;
 pub mod reconcile;

@@ -540,13 +540,13 @@ fn fix_update(
 
 /// A small runtime for the Postgres reads: the daemon's (the slice runs on one of its
 /// blocking threads) or, in the CLI, a current-thread one of our own.
-enum SinkRuntime {
+pub(crate) enum SinkRuntime {
     Handle(tokio::runtime::Handle),
     Own(tokio::runtime::Runtime),
 }
 
 impl SinkRuntime {
-    fn new() -> Result<SinkRuntime, OpsError> {
+    pub(crate) fn new() -> Result<SinkRuntime, OpsError> {
         match tokio::runtime::Handle::try_current() {
             Ok(h) => Ok(SinkRuntime::Handle(h)),
             Err(_) => tokio::runtime::Builder::new_current_thread()
@@ -557,7 +557,7 @@ impl SinkRuntime {
         }
     }
 
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         match self {
             SinkRuntime::Handle(h) => h.block_on(f),
             SinkRuntime::Own(rt) => rt.block_on(f),

@@ -4,6 +4,7 @@
 //! Split: `schema` (numbered migrations), `conn` (connection string, TLS), `row` (the
 //! pure Payment → row mapping), `drain` (the loop). Only this module talks Postgres.
 
+pub mod archive;
 mod conn;
 mod drain;
 mod extra_rows;

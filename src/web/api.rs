@@ -325,7 +325,14 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
         (&Method::POST, ["payments"]) => create(shared, req).await,
         (&Method::GET, ["payments"]) => list(shared, req.uri().query().unwrap_or("")),
         (&Method::GET, ["payments", id]) => match app.payment(id) {
-            Ok((p, evs)) => json_response(StatusCode::OK, &PaymentJson::new(&p, Some(&evs))),
+            Ok((p, evs)) => {
+                let mut j = PaymentJson::new(&p, Some(&evs));
+                match app.store.archived(p.seq) {
+                    Ok(a) => j.archived_at = a.map(|a| crate::clock::rfc3339(a.archived_at)),
+                    Err(e) => return app_error(e.into()),
+                }
+                json_response(StatusCode::OK, &j)
+            }
             Err(e) => app_error(e),
         },
         (&Method::POST, ["payments", id, "complete"]) => match app.complete_payment(id).await {
@@ -362,6 +369,12 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
         (&Method::GET, ["admin", "fees"]) => super::ops::fees(app).await,
         (&Method::POST, ["admin", "reconcile"]) => super::reconcile::slice(app, false).await,
         (&Method::POST, ["admin", "reconcile", "fix"]) => super::reconcile::slice(app, true).await,
+        (&Method::POST, ["admin", "archive", secs]) => {
+            super::reconcile::archive(app, secs, false).await
+        }
+        (&Method::POST, ["admin", "archive", secs, "dry-run"]) => {
+            super::reconcile::archive(app, secs, true).await
+        }
         (&Method::POST, ["admin", "transfers"]) => super::spend::create(shared, req, peer).await,
         (&Method::GET, ["admin", "transfers"]) => super::spend::list(shared),
         (&Method::POST, ["admin", "spends", "acknowledge"]) => {

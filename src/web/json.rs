@@ -28,6 +28,9 @@ pub struct PaymentJson<'a> {
     pub version: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<EventJson<'a>>>,
+    /// Set (RFC 3339) when the payment was moved to the archive (`snakkaz-pay archive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<String>,
 }
 
 /// An event in API form.
@@ -71,6 +74,7 @@ impl<'a> PaymentJson<'a> {
                     })
                     .collect()
             }),
+            archived_at: None,
         }
     }
 }
