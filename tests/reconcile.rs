@@ -173,7 +173,9 @@ fn a_deleted_supabase_row_is_found_through_the_daemon_and_sent_again() {
     assert_eq!(v["sink"], "compared");
     assert_eq!(v["differences_found"], 0);
 
-    pg.exec(&format!("DELETE FROM electrum_payments WHERE id = '{a_id}'"));
+    pg.exec(&format!(
+        "DELETE FROM electrum_payments WHERE id = '{a_id}'"
+    ));
     pg.exec(&format!(
         "UPDATE electrum_payments SET version = 0, status = 'expired' WHERE id = '{}'",
         b["id"].as_str().unwrap()
@@ -213,5 +215,9 @@ fn a_deleted_supabase_row_is_found_through_the_daemon_and_sent_again() {
     );
     assert!(!v["sink_error"].as_str().unwrap().contains("password"));
     let (_, s) = app.get("/api/status");
-    assert!(s["reconcile"]["sink_error"].is_string(), "{:#}", s["reconcile"]);
+    assert!(
+        s["reconcile"]["sink_error"].is_string(),
+        "{:#}",
+        s["reconcile"]
+    );
 }

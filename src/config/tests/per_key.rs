@@ -249,7 +249,10 @@ fn key_cases() -> Vec<KeyCase> {
             default: "false",
             env: ("true", "true"),
             toml: ("true", "true"),
-            invalid: Some(("sometimes", r#""sometimes" is not a boolean (true or false)"#)),
+            invalid: Some((
+                "sometimes",
+                r#""sometimes" is not a boolean (true or false)"#,
+            )),
         },
         KeyCase {
             key: keys::SUPABASE_CA_FILE,
