@@ -92,7 +92,7 @@ fn completed_payments_move_to_the_archive_here_and_in_supabase_and_stay_readable
         assert_eq!(code, 0, "{v:#}");
         (v["archived"] == 1).then_some(v)
     });
-    assert_eq!(ids(&v), [done_id.clone()]);
+    assert_eq!(ids(&v), [done_id.as_str()]);
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["statuses"], json!(["completed"]));
     let (_, list) = app.get("/api/payments?limit=10");
@@ -102,7 +102,7 @@ fn completed_payments_move_to_the_archive_here_and_in_supabase_and_stay_readable
     let (code, v, err) = json_out(&app, &["archive", "--older-than", "0s"]);
     assert_eq!(code, 0, "{v:#} {err}");
     assert_eq!(v["archived"], 1);
-    assert_eq!(ids(&v), [done_id.clone()]);
+    assert_eq!(ids(&v), [done_id.as_str()]);
     assert_eq!(v["sink"], "moved");
     assert_eq!(v["sink_moved"], 1);
     assert_eq!(v["sink_pending"], 0);
@@ -157,7 +157,7 @@ fn completed_payments_move_to_the_archive_here_and_in_supabase_and_stay_readable
     pg.stop();
     let (code, v, err) = json_out(&app, &["archive", "--older-than", "0s"]);
     assert_eq!(code, 5, "{v:#} {err}");
-    assert_eq!(ids(&v), [unpaid_id.clone()]);
+    assert_eq!(ids(&v), [unpaid_id.as_str()]);
     assert_eq!(v["sink"], "failed");
     assert_eq!(v["sink_pending"], 1);
     assert!(v["sink_error"].as_str().unwrap().contains("Postgres"), "{v:#}");
