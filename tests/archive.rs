@@ -87,16 +87,24 @@ fn completed_payments_move_to_the_archive_here_and_in_supabase_and_stay_readable
 
     // The completed payment becomes eligible once the daemon stops watching it (its
     // expiry passed, no late window); the expired one is not archived by default.
-    let v = wait_until(Duration::from_secs(90), "the completed payment eligible", || {
-        let (code, v, _) = json_out(&app, &["archive", "--older-than", "0s", "--dry-run"]);
-        assert_eq!(code, 0, "{v:#}");
-        (v["archived"] == 1).then_some(v)
-    });
+    let v = wait_until(
+        Duration::from_secs(90),
+        "the completed payment eligible",
+        || {
+            let (code, v, _) = json_out(&app, &["archive", "--older-than", "0s", "--dry-run"]);
+            assert_eq!(code, 0, "{v:#}");
+            (v["archived"] == 1).then_some(v)
+        },
+    );
     assert_eq!(ids(&v), [done_id.as_str()]);
     assert_eq!(v["dry_run"], true);
     assert_eq!(v["statuses"], json!(["completed"]));
     let (_, list) = app.get("/api/payments?limit=10");
-    assert_eq!(list["payments"].as_array().unwrap().len(), 3, "a dry run moves nothing");
+    assert_eq!(
+        list["payments"].as_array().unwrap().len(),
+        3,
+        "a dry run moves nothing"
+    );
 
     // Through the running daemon.
     let (code, v, err) = json_out(&app, &["archive", "--older-than", "0s"]);
@@ -114,7 +122,10 @@ fn completed_payments_move_to_the_archive_here_and_in_supabase_and_stay_readable
     let archived = pg.query_json(&format!(
         "SELECT status, received_sat FROM electrum_payments_archive WHERE id = '{done_id}'"
     ));
-    assert_eq!(archived, [json!({"status": "completed", "received_sat": 20_000})]);
+    assert_eq!(
+        archived,
+        [json!({"status": "completed", "received_sat": 20_000})]
+    );
 
     // Still readable, marked archived; gone from lists and counts.
     let (code, p) = app.get(&format!("/api/payments/{done_id}"));
@@ -141,12 +152,16 @@ fn completed_payments_move_to_the_archive_here_and_in_supabase_and_stay_readable
 
     // Its address stays used: late money there is an unattributed receipt naming it.
     devnet.pay(&address, 7_000);
-    let r = wait_until(Duration::from_secs(30), "the late money as a receipt", || {
-        let (_, v) = app.get("/api/receipts");
-        v["receipts"]
-            .as_array()
-            .and_then(|a| a.iter().find(|r| r["amount_sat"] == 7_000).cloned())
-    });
+    let r = wait_until(
+        Duration::from_secs(30),
+        "the late money as a receipt",
+        || {
+            let (_, v) = app.get("/api/receipts");
+            v["receipts"]
+                .as_array()
+                .and_then(|a| a.iter().find(|r| r["amount_sat"] == 7_000).cloned())
+        },
+    );
     assert_eq!(r["address_payment_id"], done_id.as_str(), "{r:#}");
     assert_eq!(r["cause"], "closed_payment", "{r:#}");
 
@@ -160,7 +175,10 @@ fn completed_payments_move_to_the_archive_here_and_in_supabase_and_stay_readable
     assert_eq!(ids(&v), [unpaid_id.as_str()]);
     assert_eq!(v["sink"], "failed");
     assert_eq!(v["sink_pending"], 1);
-    assert!(v["sink_error"].as_str().unwrap().contains("Postgres"), "{v:#}");
+    assert!(
+        v["sink_error"].as_str().unwrap().contains("Postgres"),
+        "{v:#}"
+    );
     let (code, out, _) = app.cli(&["archive", "--older-than", "0s"]);
     assert_eq!(code, 5);
     assert!(out.contains("moved by the next"), "{out}");

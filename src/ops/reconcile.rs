@@ -55,6 +55,14 @@ pub struct Cursor {
     pub sink_error: Option<String>,
     /// Slices this run took.
     pub slices: u32,
+    /// Estimated cost of our requests on the server at `cost_at`, in thousandths of a
+    /// unit: the next slice starts from it (ElectrumX charges an address's sessions
+    /// together, so a new session does not start from nothing).
+    #[serde(default)]
+    pub cost_milli: u64,
+    /// Unix seconds of `cost_milli`.
+    #[serde(default)]
+    pub cost_at: u64,
 }
 
 /// The report of a run: complete, or how far it got.
@@ -90,6 +98,8 @@ pub struct Report {
     pub sink_error: Option<String>,
     /// Requests' estimated cost on the server in the last slice (ElectrumX units).
     pub electrum_cost: u64,
+    /// Slices the run took (more than one: it was paced, interrupted or continued).
+    pub slices: u32,
 }
 
 impl Report {
@@ -117,6 +127,7 @@ impl Report {
             .to_owned(),
             sink_error: c.sink_error.clone(),
             electrum_cost: 0,
+            slices: c.slices,
         }
     }
 }
@@ -186,11 +197,13 @@ struct Session {
 struct OutOfTime;
 
 impl Session {
-    /// Waits for the budget to allow `units`; `Err` when that would pass the deadline.
+    /// Waits for the budget to allow `units`; `Err` when that would pass the deadline
+    /// (after waiting out the slice, so that the next slice finds the budget recovered).
     fn pace(&mut self, units: f64) -> Result<(), OutOfTime> {
         self.budget.tick(Instant::now(), 0);
         let wait = self.budget.wait_for(units, 0);
         if Instant::now() + wait >= self.deadline {
+            std::thread::sleep(self.deadline.saturating_duration_since(Instant::now()));
             return Err(OutOfTime);
         }
         std::thread::sleep(wait);
@@ -301,7 +314,7 @@ pub fn run_slice_until(
     let tip = lookup.tip()?;
     let mut session = Session {
         lookup,
-        budget: Budget::new(cfg.electrum_cost_budget, Instant::now()),
+        budget: carried_budget(cfg.electrum_cost_budget, &cursor, now),
         network: cfg.network,
         deadline,
         txs: HashMap::new(),
@@ -385,6 +398,8 @@ pub fn run_slice_until(
                 Err(e) => cursor.sink_error = Some(e.to_string()),
             }
         }
+        cursor.cost_milli = (session.budget.spent() * 1000.0).round() as u64;
+        cursor.cost_at = crate::clock::now();
         let fixed = commit_page(store, &mut cursor, found, fix, checked_page, |p, obs| {
             classify(p, obs, &policy, &server)
         })?;
@@ -426,6 +441,23 @@ pub fn run_slice_until(
     };
     store.commit_blocking(batch)?;
     Ok(report)
+}
+
+/// The budget of a new slice: the last slice's estimate, decayed over the time since,
+/// plus this session's opening.
+fn carried_budget(limit: u64, cursor: &Cursor, now: u64) -> Budget {
+    if cursor.cost_at == 0 {
+        return Budget::new(limit, Instant::now());
+    }
+    let elapsed = Duration::from_secs(now.saturating_sub(cursor.cost_at));
+    let then = Instant::now()
+        .checked_sub(elapsed)
+        .unwrap_or_else(Instant::now);
+    let mut b = Budget::new(limit, then);
+    b.charge(cursor.cost_milli as f64 / 1000.0 - cost::SESSION);
+    b.tick(Instant::now(), 0);
+    b.charge(cost::SESSION);
+    b
 }
 
 /// A difference found in a page, with what is needed to judge it again.
@@ -562,5 +594,33 @@ impl SinkRuntime {
             SinkRuntime::Handle(h) => h.block_on(f),
             SinkRuntime::Own(rt) => rt.block_on(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_slice_starts_from_the_last_slices_cost_decayed() {
+        let now = 1_000_000;
+        let spent = Cursor {
+            cost_milli: 800_000,
+            cost_at: now,
+            ..Default::default()
+        };
+        // Just spent the whole default budget: the next request must wait.
+        assert!(carried_budget(800, &spent, now).wait_for(cost::SCRIPT, 0) > Duration::ZERO);
+        // An hour later ElectrumX has forgiven it (0.8 units per second).
+        let later = carried_budget(800, &spent, now + 3_600);
+        assert_eq!(later.wait_for(cost::SCRIPT, 0), Duration::ZERO);
+        assert!(
+            (later.spent() - cost::SESSION).abs() < 1e-6,
+            "{}",
+            later.spent()
+        );
+        // A fresh run starts with only the session's opening.
+        let fresh = carried_budget(800, &Cursor::default(), now);
+        assert!((fresh.spent() - cost::SESSION).abs() < 1e-6);
     }
 }
