@@ -7,10 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::appliance::{Appliance, base_env};
+use common::appliance::{Appliance, base_env, binary};
 use common::devnet::Devnet;
 use common::postgres::{Postgres, sink_env, wait_mirrored};
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 fn json_out(app: &Appliance, args: &[&str]) -> (i32, Value, String) {
     let mut all = vec!["--json"];
@@ -219,5 +221,98 @@ fn a_deleted_supabase_row_is_found_through_the_daemon_and_sent_again() {
         s["reconcile"]["sink_error"].is_string(),
         "{:#}",
         s["reconcile"]
+    );
+}
+
+#[test]
+fn an_interrupted_run_continues_where_it_stopped() {
+    let devnet = Devnet::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = base_env(
+        dir.path(),
+        devnet.electrum_host(),
+        devnet.electrum_tcp_port(),
+        false,
+    );
+    // A budget of 20 ElectrumX units: about 40 address histories, then reconcile must
+    // wait for the server to forgive them (0.02 units per second).
+    env.push(("SNAKKAZ_PAY_ELECTRUM_COST_BUDGET".into(), "20".into()));
+    let mut app = Appliance::start(dir.path(), env.clone());
+    app.wait_status(Duration::from_secs(30), "Electrum connection", |s| {
+        s["electrum"]["connected"] == true
+    });
+    let payments: Vec<Value> = (0..45)
+        .map(|i| app.create_payment(10_000 + i, &format!("order-resume-{i}"), None))
+        .collect();
+    app.stop();
+    let first = payments[0]["address"].as_str().unwrap();
+    let last = payments[44]["address"].as_str().unwrap();
+    devnet.pay(first, 10_000);
+    devnet.pay(last, 10_044);
+
+    // The first run spends the budget, waits out its slice, reports its progress, and is
+    // killed while it waits again.
+    let mut child = Command::new(binary())
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .arg("reconcile")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("SNAKKAZ_PAY_LISTEN", &app.addr)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run snakkaz-pay reconcile");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let progress = loop {
+        match rx.recv_timeout(Duration::from_secs(90)) {
+            Ok(line) if line.contains("payment(s) checked") => break line,
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no progress line from the first run: {e}");
+            }
+        }
+    };
+    child.kill().expect("kill the first run");
+    child.wait().expect("reap the first run");
+    let checked: u64 = progress
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{progress}"));
+    assert!(checked > 0 && checked < 45, "{progress}");
+    assert!(progress.contains("1 difference(s)"), "{progress}");
+
+    // The operator lifts the budget (0: the server has no limits); the next run
+    // continues from the cursor and reports the whole run.
+    app.set_env("SNAKKAZ_PAY_ELECTRUM_COST_BUDGET", "0");
+    let (code, v, err) = json_out(&app, &["reconcile"]);
+    assert_eq!(code, 6, "{v:#} {err}");
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["checked"], 45, "{v:#}");
+    assert!(v["slices"].as_u64().unwrap() >= 2, "{v:#}");
+    let found: Vec<&str> = v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["payment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        found,
+        [
+            payments[0]["id"].as_str().unwrap(),
+            payments[44]["id"].as_str().unwrap()
+        ],
+        "the first run's finding is kept: {v:#}"
     );
 }
