@@ -297,11 +297,17 @@ pub fn run_slice_until(
 ) -> Result<Report, OpsError> {
     // One run at a time in this process (the daemon's admin API); another process cannot
     // open the database while we hold it.
-    let _one_at_a_time = RUNNING.try_lock().map_err(|_| {
-        OpsError::Invalid(
-            "a reconciliation is already running; wait for it (see `snakkaz-pay status`)".into(),
-        )
-    })?;
+    let _one_at_a_time = match RUNNING.try_lock() {
+        Ok(g) => g,
+        // A slice that panicked left nothing half-written (pages commit whole).
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            return Err(OpsError::Invalid(
+                "a reconciliation is already running; wait for it (see `snakkaz-pay status`)"
+                    .into(),
+            ));
+        }
+    };
     let now = crate::clock::now();
     let mut cursor: Cursor = store.reconcile_cursor()?.unwrap_or(Cursor {
         started_at: now,
