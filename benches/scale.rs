@@ -184,15 +184,18 @@ fn settled(n: usize) {
     );
     let t = Instant::now();
     let app_arc = Arc::new(app);
-    let created = creates(&app_arc, n, "s", 60);
-    app = Arc::try_unwrap(app_arc).unwrap_or_else(|_| panic!("threads done"));
-    for chunk in created.chunks(1_000) {
-        let to: Vec<(String, u64)> = chunk
+    // Each thousand is paid as soon as it exists: on a loaded machine creating 100,000 takes
+    // longer than their 120 s expiry (short, so that their late windows end soon after).
+    for chunk in 0..n.div_ceil(1_000) {
+        let size = 1_000.min(n - chunk * 1_000);
+        let created = creates(&app_arc, size, &format!("s{chunk}"), 120);
+        let to: Vec<(String, u64)> = created
             .iter()
             .map(|p| (p["address"].as_str().expect("address").to_owned(), 1_000))
             .collect();
         devnet.pay_many(&to);
     }
+    app = Arc::try_unwrap(app_arc).unwrap_or_else(|_| panic!("threads done"));
     devnet.mine(1);
     let n64 = n as u64;
     app.wait_status(Duration::from_secs(600 + n64 / 20), "all completed", |s| {
