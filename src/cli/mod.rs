@@ -176,6 +176,13 @@ Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pa
     /// Exit codes: 0 done, 5 Supabase rows not moved (retried next run), 64 bad arguments,
     /// 1 other failures.
     Archive(archive::ArchiveArgs),
+    /// CPFP a stuck incoming payment: a PSBT of a child spending its output to this wallet's
+    /// change (or cold storage) so parent and child reach the fee rate.
+    /// Exit codes: 0 built, 2 bad input, 3 unknown payment, 4 Electrum unreachable, 5 refused, 1 other.
+    Cpfp(spend::CpfpArgs),
+    /// RBF fee bump of a broadcast transfer: a PSBT replacing it at a higher fee rate.
+    /// Exit codes: 0 built, 2 bad input, 3 unknown txid, 5 refused, 1 other.
+    Bump(spend::BumpArgs),
     /// Fee estimates, the mempool histogram and whether unconfirmed payments will confirm soon.
     /// Exit codes: 0 answered, 4 Electrum unreachable, 1 other failures.
     Fees,
@@ -398,6 +405,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Archive(args) => archive::run(&cli, args),
         Command::Transfer(cmd) => spend::transfer(&cli, cmd),
         Command::Totp(cmd) => spend::totp_cmd(&cli, cmd),
+        Command::Cpfp(a) => spend::cpfp(&cli, a),
+        Command::Bump(a) => spend::bump(&cli, a),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),

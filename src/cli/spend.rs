@@ -3,10 +3,14 @@
 //! Transfers go through the running daemon's admin API (it holds the wallet); a lock-down
 //! refuses them there. `totp setup` works on the secret file on the box only.
 //!
+//! `cpfp` and `bump` build fee-bumping PSBTs the same way; their broadcast is `transfer
+//! broadcast`.
+//!
 //! Exit codes: 0 done; 1 failure (daemon unreachable, build failed); 2 bad input (fee rate
-//! out of bounds, destination not configured, insufficient funds, malformed file);
-//! 4 the Electrum server refused or was unreachable; 5 refused for safety (wrong or
-//! replayed TOTP code, a transaction other than the one built, lock-down).
+//! out of bounds or not higher, destination not configured, insufficient funds, malformed
+//! file, payment not stuck, transaction not bumpable); 3 unknown payment or txid; 4 the
+//! Electrum server refused or was unreachable; 5 refused for safety (wrong or replayed
+//! TOTP code, a transaction other than the one built, lock-down).
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -23,6 +27,8 @@ use crate::spend::totp;
 
 /// Exit code: bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code: unknown payment or transaction.
+pub const EXIT_UNKNOWN: u8 = 3;
 /// Exit code: the Electrum server refused or was unreachable.
 pub const EXIT_ELECTRUM: u8 = 4;
 /// Exit code: refused for safety.
@@ -64,6 +70,35 @@ pub struct BroadcastArgs {
     pub signed: String,
 }
 
+/// `cpfp` arguments.
+#[derive(Debug, Args)]
+pub struct CpfpArgs {
+    /// The stuck payment's id.
+    pub payment_id: String,
+    /// Package fee rate to reach, sat/vB (e.g. 10 or 12.5); see `snakkaz-pay fees`.
+    #[arg(long)]
+    pub fee_rate: String,
+    /// Where the child pays: `change` (this wallet) or `cold` (the cold-storage destination).
+    #[arg(long, default_value = "change")]
+    pub to: String,
+    /// Where to write the PSBT (base64); default `cpfp-TXID.psbt` here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `bump` arguments.
+#[derive(Debug, Args)]
+pub struct BumpArgs {
+    /// The broadcast transfer's txid.
+    pub txid: String,
+    /// New fee rate, sat/vB, higher than the transfer's.
+    #[arg(long)]
+    pub fee_rate: String,
+    /// Where to write the PSBT (base64); default `bump-TXID.psbt` here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
 /// `totp` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TotpCmd {
@@ -81,7 +116,11 @@ fn exit_for_code(code: &str) -> ExitCode {
         | "destination_not_configured"
         | "insufficient_funds"
         | "invalid_request"
-        | "invalid_json" => ExitCode::from(EXIT_BAD_INPUT),
+        | "invalid_json"
+        | "not_stuck"
+        | "not_bumpable"
+        | "fee_rate_not_higher" => ExitCode::from(EXIT_BAD_INPUT),
+        "unknown_payment" | "unknown_txid" => ExitCode::from(EXIT_UNKNOWN),
         "broadcast_failed" | "electrum_unavailable" => ExitCode::from(EXIT_ELECTRUM),
         "wrong_totp" | "totp_not_set_up" | "not_the_built_transaction" | "locked_down" => {
             ExitCode::from(EXIT_REFUSED)
@@ -172,6 +211,87 @@ pub fn transfer(cli: &Cli, cmd: &TransferCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Writes a built PSBT to `out` (or `PREFIX-TXID.psbt`) and shows it.
+fn write_built(
+    cli: &Cli,
+    v: &Value,
+    out: Option<&PathBuf>,
+    prefix: &str,
+    show: impl FnOnce(&Value),
+) -> anyhow::Result<ExitCode> {
+    let txid = v["txid"].as_str().unwrap_or(prefix);
+    let out = out
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(format!("{prefix}-{}.psbt", &txid[..txid.len().min(16)])));
+    let psbt = v["psbt"].as_str().unwrap_or("");
+    std::fs::write(&out, format!("{psbt}\n"))
+        .with_context(|| format!("writing the PSBT to {}", out.display()))?;
+    if cli.json {
+        let mut v = v.clone();
+        v["file"] = json!(out.display().to_string());
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        show(v);
+        println!("PSBT written to {}:", out.display());
+        println!("{psbt}");
+        println!(
+            "sign it offline (e.g. `electrum signtransaction`), then: snakkaz-pay transfer broadcast SIGNED"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `snakkaz-pay cpfp PAYMENT_ID --fee-rate R`.
+pub fn cpfp(cli: &Cli, a: &CpfpArgs) -> anyhow::Result<ExitCode> {
+    let rate = match crate::ops::rate::parse_sat_vb(&a.fee_rate) {
+        Ok(r) => r,
+        Err(m) => return fail(cli.json, "invalid_request", &format!("--fee-rate: {m}")),
+    };
+    let body = json!({"payment_id": a.payment_id, "fee_rate_sat_per_kvb": rate, "to": a.to});
+    let v = match call(cli, Method::POST, "/api/admin/cpfp", Some(body))? {
+        Ok(v) => v,
+        Err((code, message)) => return fail(cli.json, &code, &message),
+    };
+    write_built(cli, &v, a.out.as_ref(), "cpfp", |v| {
+        println!(
+            "CPFP child {} for payment {}",
+            v["txid"].as_str().unwrap_or(""),
+            v["payment_id"].as_str().unwrap_or("")
+        );
+        for p in v["parents"].as_array().into_iter().flatten() {
+            println!("  spends the output of {}", p.as_str().unwrap_or(""));
+        }
+        println!(
+            "  pays {} sat to {}",
+            v["amount_sat"],
+            v["destination"].as_str().unwrap_or("")
+        );
+        println!(
+            "  child fee {} sat: package {} -> {} sat/vB",
+            v["fee_sat"],
+            v["package_fee_rate_before_sat_vb"].as_str().unwrap_or(""),
+            v["package_fee_rate_after_sat_vb"].as_str().unwrap_or("")
+        );
+    })
+}
+
+/// `snakkaz-pay bump TXID --fee-rate R`.
+pub fn bump(cli: &Cli, a: &BumpArgs) -> anyhow::Result<ExitCode> {
+    let rate = match crate::ops::rate::parse_sat_vb(&a.fee_rate) {
+        Ok(r) => r,
+        Err(m) => return fail(cli.json, "invalid_request", &format!("--fee-rate: {m}")),
+    };
+    let body = json!({"txid": a.txid, "fee_rate_sat_per_kvb": rate});
+    let v = match call(cli, Method::POST, "/api/admin/bump", Some(body))? {
+        Ok(v) => v,
+        Err((code, message)) => return fail(cli.json, &code, &message),
+    };
+    write_built(cli, &v, a.out.as_ref(), "bump", |v| {
+        println!("fee bump of {}", v["replaces"].as_str().unwrap_or(""));
+        show_record(v);
+    })
 }
 
 fn create(cli: &Cli, a: &CreateArgs) -> anyhow::Result<ExitCode> {

@@ -181,6 +181,7 @@ fn build_inner(
         created_at: now,
         broadcast_at: None,
         source: source.to_owned(),
+        replaces: None,
     };
     Ok(Built { psbt, record })
 }

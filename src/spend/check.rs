@@ -39,6 +39,109 @@ pub enum CheckError {
         /// Input index.
         index: usize,
     },
+    /// A replacement that spends none of the replaced transfer's coins.
+    #[error(
+        "the signed transaction does not replace the transfer {original}: it spends none of its coins"
+    )]
+    NotAReplacement {
+        /// The transfer's txid.
+        original: String,
+    },
+    /// A replacement that spends a coin not this wallet's.
+    #[error("the replacement spends {outpoint}, which is not this wallet's coin; refused")]
+    ForeignInput {
+        /// The foreign coin.
+        outpoint: String,
+    },
+    /// A replacement that changes what the destination receives.
+    #[error(
+        "the replacement pays the destination {signed} sat where the transfer paid {built} sat; a fee bump keeps the amount, refused"
+    )]
+    AmountChanged {
+        /// Amount of the transfer.
+        built: u64,
+        /// Amount of the replacement.
+        signed: u64,
+    },
+    /// A replacement whose fee is not higher, or whose rate is above the bound.
+    #[error(
+        "the replacement pays a fee of {signed} sat where the transfer paid {built} sat; a fee bump must pay more, at most {} sat/vB",
+        crate::ops::rate::display(super::MAX_FEE_RATE_KVB)
+    )]
+    ReplacementFee {
+        /// Fee of the transfer.
+        built: u64,
+        /// Fee of the replacement.
+        signed: u64,
+    },
+}
+
+/// The transfer a replacement is judged against.
+pub struct Replaced<'a> {
+    /// The transfer's transaction (as broadcast).
+    pub tx: &'a Transaction,
+    /// Its fee.
+    pub fee: u64,
+    /// The destination it pays.
+    pub destination: &'a ScriptBuf,
+    /// What it pays the destination.
+    pub amount: u64,
+}
+
+/// Checks that `new` is a fee bump of `old`: it spends at least one of the same coins and
+/// only this wallet's coins (`prevout` answers those, `None` for a foreign one), pays the
+/// destination the same amount and everything else to this wallet (`is_own`), and pays a
+/// higher fee at a rate within the bounds. Returns its fee.
+pub fn check_replacement(
+    old: &Replaced<'_>,
+    new: &Transaction,
+    prevout: impl Fn(&OutPoint) -> Option<TxOut>,
+    is_own: impl Fn(&ScriptBuf) -> bool,
+    network: Network,
+) -> Result<u64, CheckError> {
+    let old_inputs = sorted_inputs(old.tx);
+    if !new
+        .input
+        .iter()
+        .any(|i| old_inputs.contains(&i.previous_output))
+    {
+        return Err(CheckError::NotAReplacement {
+            original: old.tx.compute_txid().to_string(),
+        });
+    }
+    let mut value_in = 0u64;
+    for i in &new.input {
+        let out = prevout(&i.previous_output).ok_or_else(|| CheckError::ForeignInput {
+            outpoint: i.previous_output.to_string(),
+        })?;
+        value_in += out.value.to_sat();
+    }
+    let mut amount = 0u64;
+    for o in &new.output {
+        if &o.script_pubkey == old.destination {
+            amount += o.value.to_sat();
+        } else if !is_own(&o.script_pubkey) {
+            let address = Address::from_script(&o.script_pubkey, network)
+                .map_or_else(|_| o.script_pubkey.to_hex_string(), |a| a.to_string());
+            return Err(CheckError::OtherDestination { address });
+        }
+    }
+    if amount != old.amount {
+        return Err(CheckError::AmountChanged {
+            built: old.amount,
+            signed: amount,
+        });
+    }
+    let value_out: u64 = new.output.iter().map(|o| o.value.to_sat()).sum();
+    let fee = value_in.saturating_sub(value_out);
+    let rate = crate::ops::rate::per_kvb(fee, new.vsize() as u64);
+    if fee <= old.fee || rate > super::MAX_FEE_RATE_KVB {
+        return Err(CheckError::ReplacementFee {
+            built: old.fee,
+            signed: fee,
+        });
+    }
+    Ok(fee)
 }
 
 /// The built transaction's facts the check needs.
@@ -207,5 +310,62 @@ mod tests {
             check_signed(&b, &unsigned, n),
             Err(CheckError::Unsigned { index: 0 })
         );
+    }
+
+    #[test]
+    fn a_replacement_keeps_the_destination_amount_and_pays_more() {
+        let old = tx(&[1, 2], &[(10, 90_000), (11, 9_000)], true);
+        let dest = script(10);
+        let r = Replaced {
+            tx: &old,
+            fee: 1_000,
+            destination: &dest,
+            amount: 90_000,
+        };
+        let p = prevouts();
+        let prevout = |o: &OutPoint| match o.txid.to_byte_array()[0] {
+            1 => Some(p[0].clone()),
+            2 => Some(p[1].clone()),
+            _ => None,
+        };
+        let own = |s: &ScriptBuf| *s == script(11) || *s == script(12);
+        let n = Network::Regtest;
+        // Less change, a new change address: accepted.
+        let bumped = tx(&[1, 2], &[(10, 90_000), (12, 8_000)], true);
+        assert_eq!(check_replacement(&r, &bumped, prevout, own, n), Ok(2_000));
+        // Same fee: not a bump.
+        let same = tx(&[1, 2], &[(10, 90_000), (12, 9_000)], true);
+        assert_eq!(
+            check_replacement(&r, &same, prevout, own, n),
+            Err(CheckError::ReplacementFee {
+                built: 1_000,
+                signed: 1_000
+            })
+        );
+        // The fee taken from the destination: the amount changed.
+        let cut = tx(&[1, 2], &[(10, 89_000), (11, 9_000)], true);
+        assert_eq!(
+            check_replacement(&r, &cut, prevout, own, n),
+            Err(CheckError::AmountChanged {
+                built: 90_000,
+                signed: 89_000
+            })
+        );
+        // Someone else's output, a foreign coin, unrelated coins.
+        let thief = tx(&[1, 2], &[(10, 90_000), (66, 8_000)], true);
+        assert!(matches!(
+            check_replacement(&r, &thief, prevout, own, n),
+            Err(CheckError::OtherDestination { .. })
+        ));
+        let foreign = tx(&[1, 5], &[(10, 90_000), (12, 8_000)], true);
+        assert!(matches!(
+            check_replacement(&r, &foreign, prevout, own, n),
+            Err(CheckError::ForeignInput { .. })
+        ));
+        let unrelated = tx(&[5], &[(10, 90_000)], true);
+        assert!(matches!(
+            check_replacement(&r, &unrelated, prevout, own, n),
+            Err(CheckError::NotAReplacement { .. })
+        ));
     }
 }

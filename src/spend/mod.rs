@@ -4,7 +4,9 @@
 
 pub mod broadcast;
 pub mod build;
+pub mod bump;
 pub mod check;
+pub mod cpfp;
 pub mod totp;
 pub mod watch;
 
@@ -73,6 +75,48 @@ pub enum SpendError {
     /// The input is neither a PSBT nor a raw transaction.
     #[error("{0}")]
     Parse(String),
+    /// No payment has this id.
+    #[error("unknown payment {0}: check the id with `snakkaz-pay payment list`")]
+    UnknownPayment(String),
+    /// The wallet knows no such transaction.
+    #[error(
+        "unknown transaction {0}: this wallet has no such transaction (check the txid with `snakkaz-pay transfer list`)"
+    )]
+    UnknownTx(String),
+    /// The payment does not need a CPFP.
+    #[error("payment {id} is not stuck: {why}; nothing to do")]
+    NotStuck {
+        /// Payment id.
+        id: String,
+        /// Why (confirmed, already at the rate, nothing received).
+        why: String,
+    },
+    /// The received output cannot pay the child's fee.
+    #[error(
+        "the received output of {value} sat is too small to pay a child fee of {fee} sat and leave a spendable output; ask for a lower --fee-rate"
+    )]
+    TooSmall {
+        /// Value of the output(s) spent.
+        value: u64,
+        /// Fee the child would have to pay.
+        fee: u64,
+    },
+    /// The transaction cannot be bumped.
+    #[error("{0}")]
+    NotBumpable(String),
+    /// The asked rate does not beat the transaction's.
+    #[error(
+        "fee rate {asked} sat/vB is not higher than the transaction's {current} sat/vB (a replacement must also pay at least 1 sat/vB more over its own size); give a higher --fee-rate"
+    )]
+    RateNotHigher {
+        /// The transaction's rate now, sat/vB.
+        current: String,
+        /// The rate asked for, sat/vB.
+        asked: String,
+    },
+    /// The Electrum look-up needed for the package failed.
+    #[error("{0}")]
+    Lookup(String),
 }
 
 impl SpendError {
@@ -87,6 +131,13 @@ impl SpendError {
             SpendError::Check(_) | SpendError::NotBuilt => "not_the_built_transaction",
             SpendError::Totp(_) => "wrong_totp",
             SpendError::TotpSecret { .. } => "totp_not_set_up",
+            SpendError::UnknownPayment(_) => "unknown_payment",
+            SpendError::UnknownTx(_) => "unknown_txid",
+            SpendError::NotStuck { .. } => "not_stuck",
+            SpendError::TooSmall { .. } => "insufficient_funds",
+            SpendError::NotBumpable(_) => "not_bumpable",
+            SpendError::RateNotHigher { .. } => "fee_rate_not_higher",
+            SpendError::Lookup(_) => "electrum_unavailable",
         }
     }
 }

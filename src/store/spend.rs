@@ -37,6 +37,9 @@ pub struct TransferRecord {
     pub broadcast_at: Option<u64>,
     /// Where the build or broadcast came from.
     pub source: String,
+    /// For a fee bump: the txid of the transfer it replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 impl Store {

@@ -380,6 +380,8 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
         (&Method::POST, ["admin", "spends", "acknowledge"]) => {
             super::spend::acknowledge_spends(shared, peer).await
         }
+        (&Method::POST, ["admin", "cpfp"]) => super::spend::cpfp(shared, req, peer).await,
+        (&Method::POST, ["admin", "bump"]) => super::spend::bump(shared, req, peer).await,
         (&Method::POST, ["admin", "transfers", "broadcast"]) => {
             super::spend::broadcast(shared, req, peer).await
         }

@@ -27,6 +27,12 @@ fn spend_error(e: &SpendError) -> Resp {
         SpendError::Totp(_) | SpendError::TotpSecret { .. } => StatusCode::FORBIDDEN,
         SpendError::Check(_) | SpendError::NotBuilt => StatusCode::CONFLICT,
         SpendError::Build(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        SpendError::UnknownPayment(_) | SpendError::UnknownTx(_) => StatusCode::NOT_FOUND,
+        SpendError::NotStuck { .. }
+        | SpendError::NotBumpable(_)
+        | SpendError::RateNotHigher { .. } => StatusCode::CONFLICT,
+        SpendError::TooSmall { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        SpendError::Lookup(_) => StatusCode::BAD_GATEWAY,
     };
     error(status, e.code(), e.to_string())
 }
@@ -67,6 +73,7 @@ pub(crate) fn record_json(r: &crate::store::TransferRecord) -> Value {
         "created_at": crate::clock::rfc3339(r.created_at),
         "broadcast_at": r.broadcast_at.map(crate::clock::rfc3339),
         "source": r.source,
+        "replaces": r.replaces,
     })
 }
 
@@ -171,9 +178,17 @@ pub(crate) async fn broadcast(shared: &Shared, req: Request<Incoming>, peer: Soc
         Ok(r) => r,
         Err(e) => return refuse(e).await,
     };
-    let fee = match broadcast::check_against(&record, &signed, &app.cfg) {
-        Ok(f) => f,
-        Err(e) => return refuse(e).await,
+    let (record, fee) = match broadcast::check_against(&record, &signed, &app.cfg) {
+        Ok(f) => (record, f),
+        // Not the built one: perhaps the signer's own fee bump of a broadcast transfer.
+        Err(e) => match replacement(shared, &signed, src) {
+            Some(Ok(r)) => {
+                let fee = r.fee_sat;
+                (r, fee)
+            }
+            Some(Err(re)) => return refuse(re).await,
+            None => return refuse(e).await,
+        },
     };
     let step = match broadcast::check_totp(&app.cfg, &app.store, code, crate::clock::now()) {
         Ok(s) => s,
@@ -220,11 +235,16 @@ pub(crate) async fn broadcast(shared: &Shared, req: Request<Incoming>, peer: Soc
     });
     let mut done = record.clone();
     done.broadcast_at = Some(now);
+    let action = match done.kind.as_str() {
+        "bump" => "transfer.bump.broadcast",
+        "cpfp" => "transfer.cpfp.broadcast",
+        _ => "transfer.broadcast",
+    };
     let batch = WriteBatch {
         wallet: cs,
         transfers: vec![done.clone()],
         audit: vec![crate::access::audit(
-            "transfer.broadcast",
+            action,
             &source,
             format!(
                 "broadcast {txid}: {} sat to {}, fee {fee} sat",
@@ -241,6 +261,234 @@ pub(crate) async fn broadcast(shared: &Shared, req: Request<Incoming>, peer: Soc
     v["broadcast_txid"] = json!(txid.to_string());
     v["fee_sat"] = json!(fee);
     json_response(StatusCode::OK, &v)
+}
+
+/// A signed transaction judged as a fee bump of a broadcast transfer: `None` when it
+/// replaces none, else the record to keep of it or why it is refused.
+fn replacement(
+    shared: &Shared,
+    signed: &bdk_wallet::bitcoin::Transaction,
+    source: &str,
+) -> Option<Result<crate::store::TransferRecord, SpendError>> {
+    let app = &shared.app;
+    let records = match app.store.transfers() {
+        Ok(r) => r,
+        Err(e) => return Some(Err(SpendError::Build(e.to_string()))),
+    };
+    let old = crate::spend::bump::replaced_record(&records, signed)?;
+    let now = crate::clock::now();
+    Some(app.with_wallet(|w| crate::spend::bump::accept_replacement(w, old, signed, now, source)))
+}
+
+/// Persists a built PSBT (cpfp or bump) with its audit entry; answers its JSON.
+async fn keep_built(
+    shared: &Shared,
+    action: &str,
+    source: &str,
+    cs: Option<bdk_wallet::ChangeSet>,
+    built: Result<(crate::store::TransferRecord, Value), SpendError>,
+) -> Resp {
+    let mut batch = WriteBatch {
+        wallet: cs,
+        ..Default::default()
+    };
+    let resp = match &built {
+        Ok((r, extra)) => {
+            batch.transfers.push(r.clone());
+            batch.audit.push(crate::access::audit(
+                action,
+                source,
+                format!(
+                    "built {}: {} sat to {}, fee {} sat at {} sat/vB",
+                    r.txid,
+                    r.amount_sat,
+                    r.destination,
+                    r.fee_sat,
+                    crate::ops::rate::display(r.fee_rate_sat_per_kvb)
+                ),
+            ));
+            let mut v = record_json(r);
+            if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+                v.extend(extra.clone());
+            }
+            json_response(StatusCode::CREATED, &v)
+        }
+        Err(e) => {
+            batch.audit.push(crate::access::audit(
+                &format!("{action}.refused"),
+                source,
+                e.to_string(),
+            ));
+            spend_error(e)
+        }
+    };
+    if let Err(e) = shared.app.store.commit(batch).await {
+        return internal(e);
+    }
+    resp
+}
+
+fn fee_rate_of(body: &Value) -> Result<u64, Resp> {
+    body["fee_rate_sat_per_kvb"].as_u64().ok_or_else(|| {
+        spend_error(&SpendError::Invalid(
+            "fee_rate_sat_per_kvb: a whole number (sat per 1000 vB)".into(),
+        ))
+    })
+}
+
+/// `POST /api/admin/cpfp`: `{"payment_id": ID, "fee_rate_sat_per_kvb": R, "to": "change"|"cold"}`.
+pub(crate) async fn cpfp(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    use crate::spend::cpfp::{ChildRequest, ChildTo, Package, build_child, stuck_outputs};
+    let source = format!("admin-api {}", peer.ip().to_canonical());
+    let body = match body_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let rate = match fee_rate_of(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(id) = body["payment_id"].as_str().map(str::to_owned) else {
+        return spend_error(&SpendError::Invalid("payment_id: the payment's id".into()));
+    };
+    let app = &shared.app;
+    let refused = |e: SpendError| keep_built(shared, "transfer.cpfp", &source, None, Err(e));
+    let to = match ChildTo::parse(body["to"].as_str().unwrap_or("change")) {
+        Ok(t) => t,
+        Err(e) => return refused(e).await,
+    };
+    if let Err(e) = crate::spend::check_fee_rate(rate) {
+        return refused(e).await;
+    }
+    if to == ChildTo::Cold && app.cfg.cold_storage.is_none() {
+        return refused(SpendError::NoDestination).await;
+    }
+    let payment = match app.store.payment(&id) {
+        Ok(Some(p)) => p,
+        Ok(None) => return refused(SpendError::UnknownPayment(id)).await,
+        Err(e) => return internal(e),
+    };
+    let spk = match payment.address.parse::<bdk_wallet::bitcoin::Address<_>>() {
+        Ok(a) => a.assume_checked().script_pubkey(),
+        Err(e) => return internal(e),
+    };
+    let outputs = match app.with_wallet(|w| stuck_outputs(w, &id, &spk)) {
+        Ok(o) => o,
+        Err(e) => return refused(e).await,
+    };
+    let mut parents: Vec<bdk_wallet::bitcoin::Txid> =
+        outputs.iter().map(|o| o.outpoint.txid).collect();
+    parents.sort();
+    parents.dedup();
+    // The package (parents and their unconfirmed ancestors) from the Electrum server: the
+    // wallet does not know the fees of transactions paying it.
+    let cfg = app.cfg.clone();
+    let store = app.store.clone();
+    let ids = parents.clone();
+    let looked = tokio::time::timeout(
+        crate::ops::LOOKUP_DEADLINE,
+        tokio::task::spawn_blocking(move || {
+            let session = crate::ops::open_lookup(&cfg)?;
+            let mut ins = crate::ops::txinfo::Inspector::new(&session, &store, cfg.network)?;
+            ids.iter()
+                .map(|t| ins.report(*t))
+                .collect::<Result<Vec<_>, crate::ops::OpsError>>()
+        }),
+    )
+    .await;
+    let reports = match looked {
+        Ok(Ok(Ok(r))) => r,
+        Ok(Ok(Err(e))) => {
+            return refused(SpendError::Lookup(format!(
+                "looking up the payment's transaction failed: {e}"
+            )))
+            .await;
+        }
+        Ok(Err(e)) => return internal(e),
+        Err(_) => {
+            return refused(SpendError::Lookup(format!(
+                "the Electrum server did not answer within {} s; retry later",
+                crate::ops::LOOKUP_DEADLINE.as_secs()
+            )))
+            .await;
+        }
+    };
+    let mut fee = 0u64;
+    let mut vsize = 0u64;
+    for r in &reports {
+        let Some(f) = r.package_fee_sat else {
+            return refused(SpendError::Lookup(format!(
+                "the fee of {} or one of its unconfirmed ancestors is unknown to the Electrum server; retry later",
+                r.txid
+            )))
+            .await;
+        };
+        fee += f;
+        vsize += r.package_vsize;
+    }
+    let package = Package {
+        parents: parents.iter().map(ToString::to_string).collect(),
+        fee_sat: fee,
+        vsize,
+    };
+    let now = crate::clock::now();
+    let (cs, built) = app.with_wallet(|w| {
+        build_child(
+            w,
+            app.cfg.cold_storage.as_ref(),
+            ChildRequest {
+                payment_id: &id,
+                outputs: &outputs,
+                package,
+                target_kvb: rate,
+                to,
+                now,
+                source: &source,
+            },
+        )
+    });
+    let built = built.map(|c| {
+        let extra = json!({
+            "payment_id": id,
+            "parents": c.package.parents,
+            "package_fee_sat": c.package.fee_sat,
+            "package_vsize": c.package.vsize,
+            "package_fee_rate_before_sat_vb": crate::ops::rate::display(c.package_rate_before_kvb),
+            "package_fee_rate_after_sat_vb": crate::ops::rate::display(c.package_rate_after_kvb),
+        });
+        (c.built.record, extra)
+    });
+    keep_built(shared, "transfer.cpfp", &source, cs, built).await
+}
+
+/// `POST /api/admin/bump`: `{"txid": TXID, "fee_rate_sat_per_kvb": R}`.
+pub(crate) async fn bump(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let source = format!("admin-api {}", peer.ip().to_canonical());
+    let body = match body_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let rate = match fee_rate_of(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(txid) = body["txid"].as_str().map(str::to_owned) else {
+        return spend_error(&SpendError::Invalid("txid: the transfer's txid".into()));
+    };
+    let app = &shared.app;
+    let record = match app.store.transfer(&txid) {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let now = crate::clock::now();
+    let (cs, built) = app.with_wallet(|w| {
+        crate::spend::bump::build_bump(w, &txid, record.as_ref(), rate, now, &source)
+    });
+    let built = built.map(|b| {
+        let extra = json!({"replaces": txid});
+        (b.record, extra)
+    });
+    keep_built(shared, "transfer.bump", &source, cs, built).await
 }
 
 /// `POST /api/admin/spends/acknowledge`: the operator has dealt with the unexpected spends
