@@ -8,6 +8,7 @@ pub mod devnet;
 pub mod electrum;
 pub mod lying_proxy;
 pub mod postgres;
+pub mod signer;
 pub mod tmpfs;
 
 use std::time::{Duration, Instant};
