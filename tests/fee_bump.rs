@@ -63,6 +63,41 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
     let secret = totp_secret(&app);
     let (id, funding) = paid(&app, &devnet, 50_000, "order-stuck");
 
+    // The payment shows its fee facts (one Electrum look-up, then from memory).
+    let v = app.wait_get(
+        &format!("/api/payments/{id}"),
+        Duration::from_secs(60),
+        "fee facts looked up",
+        |v| v["fee_facts"][0]["lookup"] == "done",
+    );
+    let f = &v["fee_facts"][0];
+    let t = tx(&app, &funding);
+    assert_eq!(f["txid"], funding.as_str());
+    assert_eq!(f["fee_sat"], t["fee_sat"]);
+    assert_eq!(f["vsize"], t["vsize"]);
+    assert_eq!(f["rbf"], true, "the faucet signals RBF");
+    assert!(f["fee_rate_sat_vb"].as_str().unwrap().starts_with("2."), "{f}");
+    assert_eq!(f["unconfirmed_parents"], serde_json::json!([]));
+    assert_eq!(f["package_fee_rate_sat_vb"], f["fee_rate_sat_vb"]);
+    let (_, list) = app.get("/api/payments?status=unconfirmed");
+    assert_eq!(list["payments"][0]["fee_facts"][0]["fee_sat"], t["fee_sat"]);
+    let (code_, page) = common::appliance::http(
+        &app.addr,
+        "GET",
+        &format!("/page/payments/{id}"),
+        Some(common::appliance::API_TOKEN),
+        None,
+    );
+    assert_eq!(code_, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("Fee (unconfirmed)")
+            && page.contains(&format!("{} sat/vB", f["fee_rate_sat_vb"].as_str().unwrap()))
+            && page.contains("signals RBF")
+            && page.contains("no unconfirmed parents"),
+        "{page}"
+    );
+
     // Bad requests first, each named with its exit code.
     let (c, v, err) = cpfp(&app, &["pay_00000000000000000000000000000000", "--fee-rate", "10"]);
     assert_eq!(c, 3, "{err}");
@@ -134,6 +169,8 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
     assert_eq!(p["confirmations"], 1);
     assert_eq!(c["confirmations"], 1);
     assert_eq!(p["block_hash"], c["block_hash"]);
+    let (_, v) = app.get(&format!("/api/payments/{id}"));
+    assert!(v.get("fee_facts").is_none(), "confirmed: no fee facts {v}");
     let (code_, v, err) = cpfp(&app, &[&id, "--fee-rate", "10"]);
     assert_eq!(code_, 2, "{err}");
     assert_eq!(v["error"]["code"], "not_stuck");
@@ -241,10 +278,13 @@ fn a_broadcast_transfer_is_replaced_by_a_higher_fee_and_the_replacement_is_mined
     assert_eq!(c, 2, "{err}");
     assert_eq!(v["error"]["code"], "not_bumpable");
     assert!(err.contains("not a transfer this appliance built"), "{err}");
-    let (c, v, err) = bump(&app, &[&original, "--fee-rate", "2"]);
-    assert_eq!(c, 2, "{err}");
-    assert_eq!(v["error"]["code"], "fee_rate_not_higher");
-    assert!(err.contains("is not higher than the transaction's 2."), "{err}");
+    // Lower than the transfer's, and equal to what it was built at (BIP125 wants more).
+    for rate in ["1.5", "2"] {
+        let (c, v, err) = bump(&app, &[&original, "--fee-rate", rate]);
+        assert_eq!(c, 2, "{err}");
+        assert_eq!(v["error"]["code"], "fee_rate_not_higher");
+        assert!(err.contains("is not higher than the transaction's"), "{err}");
+    }
     let (c, v, _) = bump(&app, &[&original, "--fee-rate", "5000"]);
     assert_eq!(c, 2);
     assert_eq!(v["error"]["code"], "fee_rate_out_of_bounds");

@@ -7,6 +7,7 @@ pub mod build;
 pub mod bump;
 pub mod check;
 pub mod cpfp;
+pub mod facts;
 pub mod totp;
 pub mod watch;
 

@@ -326,7 +326,7 @@ async fn api(shared: &Shared, req: Request<Incoming>, segments: &[&str], peer: S
         (&Method::GET, ["payments"]) => list(shared, req.uri().query().unwrap_or("")),
         (&Method::GET, ["payments", id]) => match app.payment(id) {
             Ok((p, evs)) => {
-                let mut j = PaymentJson::new(&p, Some(&evs));
+                let mut j = PaymentJson::new(&p, Some(&evs)).with_fee_facts(app, &p);
                 match app.store.archived(p.seq) {
                     Ok(a) => j.archived_at = a.map(|a| crate::clock::rfc3339(a.archived_at)),
                     Err(e) => return app_error(e.into()),
@@ -576,7 +576,10 @@ fn list(shared: &Shared, query: &str) -> Resp {
     }
     match shared.app.list_payments(&q) {
         Ok((payments, next)) => {
-            let items: Vec<_> = payments.iter().map(|p| PaymentJson::new(p, None)).collect();
+            let items: Vec<_> = payments
+                .iter()
+                .map(|p| PaymentJson::new(p, None).with_fee_facts(&shared.app, p))
+                .collect();
             json_response(
                 StatusCode::OK,
                 &json!({"payments": items, "next_cursor": next.map(|c| c.to_string())}),

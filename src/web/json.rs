@@ -31,6 +31,9 @@ pub struct PaymentJson<'a> {
     /// Set (RFC 3339) when the payment was moved to the archive (`snakkaz-pay archive`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archived_at: Option<String>,
+    /// Fee, fee rate, RBF and unconfirmed parents of its unconfirmed transactions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_facts: Option<Vec<crate::spend::facts::FeeFacts>>,
 }
 
 /// An event in API form.
@@ -75,7 +78,14 @@ impl<'a> PaymentJson<'a> {
                     .collect()
             }),
             archived_at: None,
+            fee_facts: None,
         }
+    }
+
+    /// With the fee facts of its unconfirmed transactions (see `spend::facts`).
+    pub fn with_fee_facts(mut self, app: &crate::app::App, p: &Payment) -> Self {
+        self.fee_facts = crate::spend::facts::of_payment(app, p);
+        self
     }
 }
 

@@ -556,6 +556,9 @@ pub(super) fn payment(app: &App, id: &str) -> Result<String, (StatusCode, String
             txids.join("<br>")
         },
     );
+    for f in crate::spend::facts::of_payment(app, &p).unwrap_or_default() {
+        row(&mut h, "Fee (unconfirmed)", &fee_facts(&f));
+    }
     let _ = write!(
         h,
         "<dt>Payment id</dt><dd><code>{}</code></dd>",
@@ -710,6 +713,42 @@ fn duration(secs: u64) -> String {
         s if s < 172_800 => format!("{} h", s / 3600),
         s => format!("{} d", s / 86_400),
     }
+}
+
+
+/// One unconfirmed transaction's fee facts, unknowns named as such.
+fn fee_facts(f: &crate::spend::facts::FeeFacts) -> String {
+    let unknown = |what: &str| format!("<span class=muted>{what} unknown ({})</span>", escape(&f.lookup));
+    let fee = match (&f.fee_sat, &f.fee_rate_sat_vb) {
+        (Some(fee), Some(r)) => format!("{} at {} sat/vB", Sat(*fee), escape(r)),
+        _ => unknown("fee"),
+    };
+    let parents = match &f.unconfirmed_parents {
+        Some(ps) if ps.is_empty() => "no unconfirmed parents".to_owned(),
+        Some(ps) => format!(
+            "{} unconfirmed parent(s): {}",
+            ps.len(),
+            ps.iter()
+                .map(|p| format!(
+                    "<code>{}</code> at {} sat/vB",
+                    escape(&p.txid),
+                    escape(p.fee_rate_sat_vb.as_deref().unwrap_or("unknown"))
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => unknown("unconfirmed parents"),
+    };
+    let package = f
+        .package_fee_rate_sat_vb
+        .as_deref()
+        .map_or_else(|| unknown("package rate"), |r| format!("package {} sat/vB", escape(r)));
+    format!(
+        "<span class=fee-facts data-txid=\"{}\">{fee}; {} vB; {}; {parents}; {package}</span>",
+        escape(&f.txid),
+        f.vsize,
+        if f.rbf { "signals RBF (replaceable)" } else { "no RBF signal" },
+    )
 }
 
 #[cfg(test)]
