@@ -9,81 +9,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use base64::Engine as _;
-use bdk_wallet::bitcoin::bip32::{DerivationPath, Xpriv, Xpub};
-use bdk_wallet::bitcoin::secp256k1::Secp256k1;
-use bdk_wallet::bitcoin::{Address, Amount, Network, Psbt};
-use bdk_wallet::{SignOptions, Wallet};
+use bdk_wallet::bitcoin::{Address, Amount, Psbt};
 use common::appliance::Appliance;
 use common::devnet::Devnet;
 use common::electrum::Electrum;
+use common::signer::{
+    COLD, THIEF, account_xprv, b64, bdk_sign, bdk_signer, broadcast, code, watch_descriptors,
+};
 use serde_json::Value;
-
-/// BDK's test key (`test_utils::get_test_wpkh_and_change_desc`); the appliance watches its
-/// account m/84'/1'/0' (public keys only) and the signers hold it.
-const TEST_TPRV: &str = "tprv8ZgxMBicQKsPdy6LMhUtFHAgpocR8GC6QmwMSFpZs7h6Eziw3SpThFfczTDh5rW2krkqffa11UpX3XkeTTB2FvzZKWXqPY54Y6Rq4AQ5R8L";
-/// The cold-storage destination (BIP173's regtest P2WPKH vector: nobody's key here).
-const COLD: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
-/// Somebody else's address a tampered PSBT pays.
-const THIEF: &str = "bcrt1qzyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3zygs2ns5wu";
-
-/// The appliance's watch-only descriptors of the test account: (receive, change).
-fn watch_descriptors() -> (String, String) {
-    let secp = Secp256k1::new();
-    let root = Xpriv::from_str(TEST_TPRV).unwrap();
-    let fp = root.fingerprint(&secp);
-    let tpub = Xpub::from_priv(&secp, &account_xprv());
-    (
-        format!("wpkh([{fp}/84h/1h/0h]{tpub}/0/*)"),
-        format!("wpkh([{fp}/84h/1h/0h]{tpub}/1/*)"),
-    )
-}
-
-fn account_xprv() -> Xpriv {
-    let secp = Secp256k1::new();
-    let root = Xpriv::from_str(TEST_TPRV).unwrap();
-    root.derive_priv(&secp, &DerivationPath::from_str("m/84h/1h/0h").unwrap())
-        .unwrap()
-}
-
-/// BDK as a second signer: the private descriptors of the same account.
-fn bdk_signer() -> Wallet {
-    let d = format!("wpkh({TEST_TPRV}/84'/1'/0'/0/*)");
-    let c = format!("wpkh({TEST_TPRV}/84'/1'/0'/1/*)");
-    Wallet::create(d, c)
-        .network(Network::Regtest)
-        .create_wallet_no_persist()
-        .unwrap()
-}
-
-fn bdk_sign(psbt_b64: &str) -> Psbt {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(psbt_b64.trim())
-        .unwrap();
-    let mut psbt = Psbt::deserialize(&bytes).unwrap();
-    // rust-bitcoin signs with the root key (found by the PSBT's key origins); BDK finalizes.
-    let secp = Secp256k1::new();
-    let root = Xpriv::from_str(TEST_TPRV).unwrap();
-    let signed = psbt.sign(&root, &secp).expect("every input signed");
-    assert_eq!(signed.len(), psbt.inputs.len());
-    let finalized = bdk_signer()
-        .finalize_psbt(&mut psbt, SignOptions::default())
-        .unwrap();
-    assert!(finalized, "BDK finalized every input");
-    psbt
-}
-
-fn b64(psbt: &Psbt) -> String {
-    base64::engine::general_purpose::STANDARD.encode(psbt.serialize())
-}
-
-/// The code of the current step, or of the next one when the current was used.
-fn code(secret: &[u8], step_offset: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    snakkaz_pay::spend::totp::code_at(secret, now / 30 + step_offset)
-}
 
 fn totp_secret(app: &Appliance) -> Vec<u8> {
     let (code, out, err) = app.cli(&["totp", "setup", "--json"]);
@@ -144,11 +77,6 @@ fn create(app: &Appliance, args: &[&str]) -> (i32, Value, String) {
         all.extend_from_slice(&["--out", &default_out]);
     }
     let (code, out, err) = app.cli(&all);
-    (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
-}
-
-fn broadcast(app: &Appliance, signed: &str, totp: &str) -> (i32, Value, String) {
-    let (code, out, err) = app.cli_with_input(&["transfer", "broadcast", "--json", signed], totp);
     (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
 }
 
@@ -547,4 +475,94 @@ fn without_a_cold_destination_transfers_are_refused() {
     assert_eq!(c, 2, "{err}");
     assert_eq!(v["error"]["code"], "destination_not_configured");
     assert!(err.contains("SNAKKAZ_PAY_COLD_STORAGE"), "{err}");
+}
+
+/// The signer's own fee bump of a broadcast transfer (BDK's `build_fee_bump` in the
+/// signer's wallet, as Electrum's "Bump fee" would): accepted when it keeps the destination
+/// and amount and pays more; a "bump" that takes the fee from the cold output is refused.
+#[test]
+fn a_replacement_the_signer_made_is_accepted_only_as_a_fee_bump() {
+    let (devnet, dir, app) = funded();
+    let secret = totp_secret(&app);
+    let out = dir.path().join("t.psbt");
+    let (c, built, err) = create(
+        &app,
+        &[
+            "--amount-sat",
+            "70000",
+            "--fee-rate",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(c, 0, "{err}");
+    let signed = bdk_sign(built["psbt"].as_str().unwrap()).extract_tx().unwrap();
+    let (c, _, err) = broadcast(&app, &hex_tx(&signed), &code(&secret, 0));
+    assert_eq!(c, 0, "{err}");
+    let original = signed.compute_txid();
+
+    // The signer's wallet learns the coins and the transfer, and bumps it itself.
+    let mut w = bdk_signer();
+    let raw = |txid: &str| -> bdk_wallet::bitcoin::Transaction {
+        let hex = devnet
+            .rpc()
+            .call("getrawtransaction", serde_json::json!([txid, 0]))
+            .unwrap();
+        bdk_wallet::bitcoin::consensus::encode::deserialize(
+            &hex::decode(hex.as_str().unwrap()).unwrap(),
+        )
+        .unwrap()
+    };
+    for i in &signed.input {
+        w.apply_unconfirmed_txs([(raw(&i.previous_output.txid.to_string()), 1)]);
+    }
+    w.apply_unconfirmed_txs([(signed.clone(), 2)]);
+    let bumped = {
+        let mut b = w.build_fee_bump(original).unwrap();
+        b.fee_rate(bdk_wallet::bitcoin::FeeRate::from_sat_per_vb_u32(5));
+        b.finish().unwrap()
+    };
+    let cold = Address::from_str(COLD)
+        .unwrap()
+        .assume_checked()
+        .script_pubkey();
+
+    // Taking the higher fee from the cold output is not a fee bump.
+    let mut cut = bumped.clone();
+    let i = cut
+        .unsigned_tx
+        .output
+        .iter()
+        .position(|o| o.script_pubkey == cold)
+        .unwrap();
+    cut.unsigned_tx.output[i].value -= Amount::from_sat(3_000);
+    let (c, v, err) = broadcast(&app, &b64(&bdk_sign(&b64(&cut))), &code(&secret, 1));
+    assert_eq!(c, 5, "{err}");
+    assert_eq!(v["error"]["code"], "not_the_built_transaction");
+    assert!(
+        err.contains("pays the destination 67000 sat where the transfer paid 70000 sat"),
+        "{err}"
+    );
+
+    // The honest bump goes through and is mined instead of the transfer.
+    let signed_bump = bdk_sign(&b64(&bumped));
+    let (c, v, err) = broadcast(&app, &b64(&signed_bump), &code(&secret, 1));
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(v["kind"], "bump");
+    assert_eq!(v["replaces"], original.to_string());
+    assert_eq!(v["amount_sat"], 70_000);
+    let txid = v["broadcast_txid"].as_str().unwrap().to_owned();
+    assert!(v["fee_sat"].as_u64().unwrap() > built["fee_sat"].as_u64().unwrap());
+    devnet.mine(1);
+    let (c, out, err) = app.cli(&["tx", &txid, "--json"]);
+    assert_eq!(c, 0, "{err}");
+    let t: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["transactions"][0]["confirmations"], 1);
+    // Recorded as the appliance's own: no unexpected-spend alert.
+    assert!(!firing(&app).contains(&"SnakkazPayUnexpectedSpend".to_owned()));
+}
+
+fn hex_tx(tx: &bdk_wallet::bitcoin::Transaction) -> String {
+    bdk_wallet::bitcoin::consensus::encode::serialize_hex(tx)
 }
