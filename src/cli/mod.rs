@@ -180,6 +180,9 @@ Example: snakkaz-pay status --listen 127.0.0.1:8080 --token-file /etc/snakkaz-pa
     /// change (or cold storage) so parent and child reach the fee rate.
     /// Exit codes: 0 built, 2 bad input, 3 unknown payment, 4 Electrum unreachable, 5 refused, 1 other.
     Cpfp(spend::CpfpArgs),
+    /// Hot mode: import the wallet's key into the encrypted seed file.
+    #[command(subcommand)]
+    Hot(spend::HotCmd),
     /// RBF fee bump of a broadcast transfer: a PSBT replacing it at a higher fee rate.
     /// Exit codes: 0 built, 2 bad input, 3 unknown txid, 5 refused, 1 other.
     Bump(spend::BumpArgs),
@@ -407,6 +410,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Totp(cmd) => spend::totp_cmd(&cli, cmd),
         Command::Cpfp(a) => spend::cpfp(&cli, a),
         Command::Bump(a) => spend::bump(&cli, a),
+        Command::Hot(cmd) => spend::hot_cmd(&cli, cmd),
         Command::Monitoring(cmd) => {
             match cmd {
                 MonitoringCmd::PrometheusRules => print!("{}", crate::monitoring::PROMETHEUS_RULES),

@@ -61,6 +61,10 @@ pub struct CreateArgs {
     /// Where to write the PSBT (base64); default `transfer-TXID.psbt` here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Hot mode: sign it with the appliance's hot key (written signed; broadcast still
+    /// needs `transfer broadcast` and a TOTP code).
+    #[arg(long)]
+    pub sign: bool,
 }
 
 /// `transfer broadcast` arguments.
@@ -84,6 +88,21 @@ pub struct CpfpArgs {
     /// Where to write the PSBT (base64); default `cpfp-TXID.psbt` here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Hot mode: sign it with the appliance's hot key.
+    #[arg(long)]
+    pub sign: bool,
+}
+
+/// `hot` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HotCmd {
+    /// Encrypt the wallet's extended private key (read from stdin, never argv) into the hot
+    /// seed file (0600) with the wallet password.
+    Import {
+        /// Replace an existing seed file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `bump` arguments.
@@ -119,10 +138,15 @@ fn exit_for_code(code: &str) -> ExitCode {
         | "invalid_json"
         | "not_stuck"
         | "not_bumpable"
-        | "fee_rate_not_higher" => ExitCode::from(EXIT_BAD_INPUT),
+        | "fee_rate_not_higher"
+        | "hot_mode_off" => ExitCode::from(EXIT_BAD_INPUT),
         "unknown_payment" | "unknown_txid" => ExitCode::from(EXIT_UNKNOWN),
         "broadcast_failed" | "electrum_unavailable" => ExitCode::from(EXIT_ELECTRUM),
-        "wrong_totp" | "totp_not_set_up" | "not_the_built_transaction" | "locked_down" => {
+        "wrong_totp"
+        | "totp_not_set_up"
+        | "not_the_built_transaction"
+        | "locked_down"
+        | "hot_sign_refused" => {
             ExitCode::from(EXIT_REFUSED)
         }
         _ => ExitCode::FAILURE,
@@ -225,7 +249,8 @@ fn write_built(
     let out = out
         .cloned()
         .unwrap_or_else(|| PathBuf::from(format!("{prefix}-{}.psbt", &txid[..txid.len().min(16)])));
-    let psbt = v["psbt"].as_str().unwrap_or("");
+    let signed = v["signed_psbt"].as_str();
+    let psbt = signed.or(v["psbt"].as_str()).unwrap_or("");
     std::fs::write(&out, format!("{psbt}\n"))
         .with_context(|| format!("writing the PSBT to {}", out.display()))?;
     if cli.json {
@@ -234,11 +259,19 @@ fn write_built(
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         show(v);
-        println!("PSBT written to {}:", out.display());
-        println!("{psbt}");
-        println!(
-            "sign it offline (e.g. `electrum signtransaction`), then: snakkaz-pay transfer broadcast SIGNED"
-        );
+        if signed.is_some() {
+            println!("signed with the hot key; written to {}", out.display());
+            println!(
+                "broadcast it (a TOTP code is asked): snakkaz-pay transfer broadcast {}",
+                out.display()
+            );
+        } else {
+            println!("PSBT written to {}:", out.display());
+            println!("{psbt}");
+            println!(
+                "sign it offline (e.g. `electrum signtransaction`), then: snakkaz-pay transfer broadcast SIGNED"
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -249,7 +282,7 @@ pub fn cpfp(cli: &Cli, a: &CpfpArgs) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(m) => return fail(cli.json, "invalid_request", &format!("--fee-rate: {m}")),
     };
-    let body = json!({"payment_id": a.payment_id, "fee_rate_sat_per_kvb": rate, "to": a.to});
+    let body = json!({"payment_id": a.payment_id, "fee_rate_sat_per_kvb": rate, "to": a.to, "sign": a.sign});
     let v = match call(cli, Method::POST, "/api/admin/cpfp", Some(body))? {
         Ok(v) => v,
         Err((code, message)) => return fail(cli.json, &code, &message),
@@ -299,7 +332,7 @@ fn create(cli: &Cli, a: &CreateArgs) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(m) => return fail(cli.json, "invalid_request", &format!("--fee-rate: {m}")),
     };
-    let mut body = json!({"fee_rate_sat_per_kvb": rate});
+    let mut body = json!({"fee_rate_sat_per_kvb": rate, "sign": a.sign});
     match (a.keep_sat, a.amount_sat) {
         (Some(k), _) => body["keep_sat"] = json!(k),
         (_, Some(n)) => body["amount_sat"] = json!(n),
@@ -309,27 +342,7 @@ fn create(cli: &Cli, a: &CreateArgs) -> anyhow::Result<ExitCode> {
         Ok(v) => v,
         Err((code, message)) => return fail(cli.json, &code, &message),
     };
-    let txid = v["txid"].as_str().unwrap_or("transfer");
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("transfer-{}.psbt", &txid[..txid.len().min(16)])));
-    let psbt = v["psbt"].as_str().unwrap_or("");
-    std::fs::write(&out, format!("{psbt}\n"))
-        .with_context(|| format!("writing the PSBT to {}", out.display()))?;
-    if cli.json {
-        let mut v = v.clone();
-        v["file"] = json!(out.display().to_string());
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        show_record(&v);
-        println!("PSBT written to {}:", out.display());
-        println!("{psbt}");
-        println!(
-            "sign it offline (e.g. `electrum signtransaction`), then: snakkaz-pay transfer broadcast SIGNED"
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    write_built(cli, &v, a.out.as_ref(), "transfer", show_record)
 }
 
 /// Reads the TOTP code from stdin (a prompt when it is a terminal): never from argv.
@@ -386,6 +399,45 @@ fn broadcast(cli: &Cli, a: &BroadcastArgs) -> anyhow::Result<ExitCode> {
             "broadcast as {}; follow it with: snakkaz-pay tx {}",
             v["broadcast_txid"].as_str().unwrap_or(""),
             v["broadcast_txid"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `snakkaz-pay hot import`: on the box, the daemon may run (it reads the file when signing).
+pub fn hot_cmd(cli: &Cli, cmd: &HotCmd) -> anyhow::Result<ExitCode> {
+    let HotCmd::Import { force } = cmd;
+    let cfg = load_config(cli)?;
+    let Some(hot) = cfg.hot.as_ref() else {
+        return fail(
+            cli.json,
+            "hot_mode_off",
+            "hot mode is off: set SNAKKAZ_PAY_HOT_SEED_FILE (where the encrypted seed goes) first",
+        );
+    };
+    let done = (|| {
+        let password = crate::spend::hot::password(hot, &cfg)?;
+        if std::io::stdin().is_terminal() {
+            eprint!("extended private key (xprv/tprv of the wallet's root): ");
+            std::io::stderr().flush().ok();
+        }
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| crate::spend::SpendError::Hot(format!("reading the key from stdin: {e}")))?;
+        crate::spend::hot::check_key(&line, &cfg.descriptor)?;
+        crate::spend::hot::write_seed(&hot.seed_file, &line, &password, *force)
+    })();
+    if let Err(e) = done {
+        return fail(cli.json, e.code(), &e.to_string());
+    }
+    let file = hot.seed_file.display().to_string();
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&json!({"file": file}))?);
+    } else {
+        println!(
+            "hot seed encrypted into {file} (mode 0600); `transfer create --sign` and `cpfp --sign` now sign on the box"
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -223,9 +223,14 @@ pub mod keys {
     pub const COLD_STORAGE: &str = "SNAKKAZ_PAY_COLD_STORAGE";
     /// File holding the TOTP secret that confirms broadcasts (mode 0600).
     pub const TOTP_SECRET_FILE: &str = "SNAKKAZ_PAY_TOTP_SECRET_FILE";
+    /// Hot mode: the encrypted seed file (age, passphrase); unset: watch-only.
+    pub const HOT_SEED_FILE: &str = "SNAKKAZ_PAY_HOT_SEED_FILE";
+    /// Hot mode: a file holding the seed file's password (else the systemd credential, else
+    /// ELECTRUM_WALLET_PASSWORD).
+    pub const HOT_PASSWORD_FILE: &str = "SNAKKAZ_PAY_HOT_PASSWORD_FILE";
 
     /// Every environment name, in the order of the generated config file.
-    pub const ALL: [&str; 55] = [
+    pub const ALL: [&str; 57] = [
         ENABLED,
         ELECTRUM_HOST,
         ELECTRUM_PORT,
@@ -281,6 +286,8 @@ pub mod keys {
         ELECTRUM_RPC_PASSWORD_FILE,
         COLD_STORAGE,
         TOTP_SECRET_FILE,
+        HOT_SEED_FILE,
+        HOT_PASSWORD_FILE,
     ];
 
     /// Keys that hold secrets and are refused in the config file.
@@ -367,6 +374,8 @@ pub struct Config {
     pub cold_storage: Option<spend::ColdStorage>,
     /// The TOTP secret confirming every broadcast.
     pub totp_secret_file: PathBuf,
+    /// Hot mode (`None`: watch-only, the default).
+    pub hot: Option<spend::HotMode>,
 }
 
 /// Settings of the Electrum-compatible JSON-RPC endpoint.
@@ -650,6 +659,7 @@ fn build(layers: &Layers<'_>) -> Result<Config, ConfigError> {
         electrum_rpc: electrum_rpc(layers)?,
         cold_storage: spend::cold_storage(layers, network)?,
         totp_secret_file: spend::totp_secret_file(layers, &db_path)?,
+        hot: spend::hot_mode(layers)?,
     })
 }
 

@@ -271,6 +271,23 @@ pub(super) fn to_toml(c: &Config) -> String {
         "\"/etc/snakkaz-pay/totp.secret\"",
     );
 
+    w.section("Hot mode (off unless hot_seed_file is set): sign transfers to cold storage and CPFP children");
+    w.value(
+        keys::HOT_SEED_FILE,
+        "the encrypted seed (age, passphrase; written by `snakkaz-pay hot import`, mode 0600)",
+        c.hot.as_ref().map(|h| quote_path(&h.seed_file)),
+        "\"/var/lib/snakkaz-pay/hot-seed.age\"",
+    );
+    w.value(
+        keys::HOT_PASSWORD_FILE,
+        "file with the seed file's password, mode 0600; unset: the systemd credential electrum-wallet-password, else ELECTRUM_WALLET_PASSWORD",
+        c.hot
+            .as_ref()
+            .and_then(|h| h.password_file.as_ref())
+            .map(|p| quote_path(p)),
+        "\"/etc/snakkaz-pay/hot-password\"",
+    );
+
     w.section("Alerts evaluated by the appliance (GET /api/alerts, the status page)");
     let a = &c.alerts;
     for (key, what, value) in [

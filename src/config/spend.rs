@@ -71,6 +71,33 @@ pub(super) fn totp_secret_file(
         .unwrap_or_else(|| db_path.with_file_name(DEFAULT_TOTP_SECRET_NAME)))
 }
 
+/// Hot mode: the appliance may sign transfers to cold storage and CPFP children itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HotMode {
+    /// The encrypted seed file (written by `snakkaz-pay hot import`, mode 0600).
+    pub seed_file: PathBuf,
+    /// A file holding its password; `None`: the systemd credential, else the environment.
+    pub password_file: Option<PathBuf>,
+}
+
+/// `SNAKKAZ_PAY_HOT_SEED_FILE` (hot mode on when set) and `SNAKKAZ_PAY_HOT_PASSWORD_FILE`.
+pub(super) fn hot_mode(layers: &Layers<'_>) -> Result<Option<HotMode>, ConfigError> {
+    let seed_file = layers.parse(keys::HOT_SEED_FILE, parse_path)?;
+    let password_file = layers.parse(keys::HOT_PASSWORD_FILE, parse_path)?;
+    match seed_file {
+        Some(seed_file) => Ok(Some(HotMode {
+            seed_file,
+            password_file,
+        })),
+        // A password without a seed file is a half-done set-up, not watch-only by intent.
+        None if password_file.is_some() => Err(ConfigError::Missing {
+            key: keys::HOT_SEED_FILE,
+            hint: "SNAKKAZ_PAY_HOT_PASSWORD_FILE is set: set the seed file too (hot mode), or remove the password file (watch-only)",
+        }),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

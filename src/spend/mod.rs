@@ -8,6 +8,7 @@ pub mod bump;
 pub mod check;
 pub mod cpfp;
 pub mod facts;
+pub mod hot;
 pub mod totp;
 pub mod watch;
 
@@ -118,6 +119,17 @@ pub enum SpendError {
     /// The Electrum look-up needed for the package failed.
     #[error("{0}")]
     Lookup(String),
+    /// Signing was asked for but hot mode is not configured.
+    #[error(
+        "hot mode is off: this appliance is watch-only; sign the PSBT offline, or set SNAKKAZ_PAY_HOT_SEED_FILE and run `snakkaz-pay hot import`"
+    )]
+    HotOff,
+    /// The hot seed or its password could not be used.
+    #[error("hot mode: {0}")]
+    Hot(String),
+    /// The hot key refuses to sign this transaction.
+    #[error("hot mode: {0}")]
+    HotRefused(String),
 }
 
 impl SpendError {
@@ -139,6 +151,9 @@ impl SpendError {
             SpendError::NotBumpable(_) => "not_bumpable",
             SpendError::RateNotHigher { .. } => "fee_rate_not_higher",
             SpendError::Lookup(_) => "electrum_unavailable",
+            SpendError::HotOff => "hot_mode_off",
+            SpendError::Hot(_) => "hot_mode_failed",
+            SpendError::HotRefused(_) => "hot_sign_refused",
         }
     }
 }

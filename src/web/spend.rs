@@ -33,6 +33,9 @@ fn spend_error(e: &SpendError) -> Resp {
         | SpendError::RateNotHigher { .. } => StatusCode::CONFLICT,
         SpendError::TooSmall { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         SpendError::Lookup(_) => StatusCode::BAD_GATEWAY,
+        SpendError::HotOff => StatusCode::BAD_REQUEST,
+        SpendError::Hot(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        SpendError::HotRefused(_) => StatusCode::CONFLICT,
     };
     error(status, e.code(), e.to_string())
 }
@@ -107,8 +110,17 @@ pub(crate) async fn create(shared: &Shared, req: Request<Incoming>, peer: Socket
         wallet: cs,
         ..Default::default()
     };
-    let resp = match &built {
-        Ok(b) => {
+    let signed = match (&built, body["sign"].as_bool() == Some(true)) {
+        (Ok(b), true) => Some(hot_sign(shared, &source, &b.record, &b.psbt, &mut batch)),
+        _ => None,
+    };
+    let resp = match (&built, &signed) {
+        // Built and kept (it can still be signed offline); the hot key refused or failed.
+        (Ok(b), Some(Err(e))) => {
+            batch.transfers.push(b.record.clone());
+            spend_error(e)
+        }
+        (Ok(b), _) => {
             batch.transfers.push(b.record.clone());
             batch.audit.push(crate::access::audit(
                 "transfer.create",
@@ -122,9 +134,13 @@ pub(crate) async fn create(shared: &Shared, req: Request<Incoming>, peer: Socket
                     b.record.fee_sat
                 ),
             ));
-            json_response(StatusCode::CREATED, &record_json(&b.record))
+            let mut v = record_json(&b.record);
+            if let Some(Ok(p)) = &signed {
+                v["signed_psbt"] = json!(p);
+            }
+            json_response(StatusCode::CREATED, &v)
         }
-        Err(e) => {
+        (Err(e), _) => {
             batch.audit.push(crate::access::audit(
                 "transfer.create.refused",
                 &source,
@@ -280,6 +296,31 @@ fn replacement(
     Some(app.with_wallet(|w| crate::spend::bump::accept_replacement(w, old, signed, now, source)))
 }
 
+/// Hot mode: signs a just-built PSBT (after the hot-mode checks); records the audit entry.
+fn hot_sign(
+    shared: &Shared,
+    source: &str,
+    record: &crate::store::TransferRecord,
+    psbt: &bdk_wallet::bitcoin::Psbt,
+    batch: &mut WriteBatch,
+) -> Result<String, SpendError> {
+    let app = &shared.app;
+    let r = app.with_wallet(|w| crate::spend::hot::sign(w, &app.cfg, record, psbt.clone()));
+    match &r {
+        Ok(_) => batch.audit.push(crate::access::audit(
+            "transfer.hot_sign",
+            source,
+            format!("signed {} ({}) with the hot key", record.txid, record.kind),
+        )),
+        Err(e) => batch.audit.push(crate::access::audit(
+            "transfer.hot_sign.refused",
+            source,
+            format!("{}: {e}", record.txid),
+        )),
+    }
+    r.map(|p| crate::spend::build::psbt_base64(&p))
+}
+
 /// Persists a built PSBT (cpfp or bump) with its audit entry; answers its JSON.
 async fn keep_built(
     shared: &Shared,
@@ -287,13 +328,23 @@ async fn keep_built(
     source: &str,
     cs: Option<bdk_wallet::ChangeSet>,
     built: Result<(crate::store::TransferRecord, Value), SpendError>,
+    sign: Option<&bdk_wallet::bitcoin::Psbt>,
 ) -> Resp {
     let mut batch = WriteBatch {
         wallet: cs,
         ..Default::default()
     };
-    let resp = match &built {
-        Ok((r, extra)) => {
+    let signed = match (&built, sign) {
+        (Ok((r, _)), Some(p)) => Some(hot_sign(shared, source, r, p, &mut batch)),
+        _ => None,
+    };
+    let resp = match (&built, &signed) {
+        // Built and kept (it can still be signed offline); the hot key refused or failed.
+        (Ok((r, _)), Some(Err(e))) => {
+            batch.transfers.push(r.clone());
+            spend_error(e)
+        }
+        (Ok((r, extra)), _) => {
             batch.transfers.push(r.clone());
             batch.audit.push(crate::access::audit(
                 action,
@@ -311,9 +362,12 @@ async fn keep_built(
             if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
                 v.extend(extra.clone());
             }
+            if let Some(Ok(p)) = &signed {
+                v["signed_psbt"] = json!(p);
+            }
             json_response(StatusCode::CREATED, &v)
         }
-        Err(e) => {
+        (Err(e), _) => {
             batch.audit.push(crate::access::audit(
                 &format!("{action}.refused"),
                 source,
@@ -352,7 +406,8 @@ pub(crate) async fn cpfp(shared: &Shared, req: Request<Incoming>, peer: SocketAd
         return spend_error(&SpendError::Invalid("payment_id: the payment's id".into()));
     };
     let app = &shared.app;
-    let refused = |e: SpendError| keep_built(shared, "transfer.cpfp", &source, None, Err(e));
+    let refused =
+        |e: SpendError| keep_built(shared, "transfer.cpfp", &source, None, Err(e), None);
     let to = match ChildTo::parse(body["to"].as_str().unwrap_or("change")) {
         Ok(t) => t,
         Err(e) => return refused(e).await,
@@ -447,6 +502,8 @@ pub(crate) async fn cpfp(shared: &Shared, req: Request<Incoming>, peer: SocketAd
             },
         )
     });
+    let psbt = built.as_ref().ok().map(|c| c.built.psbt.clone());
+    let sign = body["sign"].as_bool() == Some(true);
     let built = built.map(|c| {
         let extra = json!({
             "payment_id": id,
@@ -458,7 +515,8 @@ pub(crate) async fn cpfp(shared: &Shared, req: Request<Incoming>, peer: SocketAd
         });
         (c.built.record, extra)
     });
-    keep_built(shared, "transfer.cpfp", &source, cs, built).await
+    let to_sign = psbt.as_ref().filter(|_| sign);
+    keep_built(shared, "transfer.cpfp", &source, cs, built, to_sign).await
 }
 
 /// `POST /api/admin/bump`: `{"txid": TXID, "fee_rate_sat_per_kvb": R}`.
@@ -488,7 +546,7 @@ pub(crate) async fn bump(shared: &Shared, req: Request<Incoming>, peer: SocketAd
         let extra = json!({"replaces": txid});
         (b.record, extra)
     });
-    keep_built(shared, "transfer.bump", &source, cs, built).await
+    keep_built(shared, "transfer.bump", &source, cs, built, None).await
 }
 
 /// `POST /api/admin/spends/acknowledge`: the operator has dealt with the unexpected spends

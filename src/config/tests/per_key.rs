@@ -379,6 +379,29 @@ fn key_cases() -> Vec<KeyCase> {
             invalid: None,
         },
         KeyCase {
+            key: keys::HOT_SEED_FILE,
+            show: |c| format!("{:?}", c.hot.as_ref().map(|h| &h.seed_file)),
+            default: "None",
+            env: ("/var/lib/x/seed.age", r#"Some("/var/lib/x/seed.age")"#),
+            toml: (r#""/y/seed.age""#, r#"Some("/y/seed.age")"#),
+            invalid: None,
+        },
+        KeyCase {
+            key: keys::HOT_PASSWORD_FILE,
+            show: |c| format!("{:?}", c.hot.as_ref().map(|h| &h.password_file)),
+            // Only with a seed file: alone it is a half-done set-up.
+            default: "None",
+            env: (
+                "/etc/x/pw",
+                "error: SNAKKAZ_PAY_HOT_SEED_FILE: required: SNAKKAZ_PAY_HOT_PASSWORD_FILE is set: set the seed file too (hot mode), or remove the password file (watch-only)",
+            ),
+            toml: (
+                r#""/y/pw""#,
+                "error: SNAKKAZ_PAY_HOT_SEED_FILE: required: SNAKKAZ_PAY_HOT_PASSWORD_FILE is set: set the seed file too (hot mode), or remove the password file (watch-only)",
+            ),
+            invalid: None,
+        },
+        KeyCase {
             key: keys::BACKUP_DIR,
             show: |c| c.backup.dir.display().to_string(),
             default: "/var/lib/snakkaz-pay/backups",
