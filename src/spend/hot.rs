@@ -11,7 +11,7 @@ use std::str::FromStr;
 use age::secrecy::SecretString;
 use bdk_wallet::bitcoin::bip32::{Xpriv, Xpub};
 use bdk_wallet::bitcoin::secp256k1::Secp256k1;
-use bdk_wallet::bitcoin::{Address, Psbt};
+use bdk_wallet::bitcoin::{Address, Psbt, ScriptBuf};
 use bdk_wallet::descriptor::{Descriptor, DescriptorPublicKey};
 use bdk_wallet::miniscript::ForEachKey as _;
 use bdk_wallet::{SignOptions, Wallet};
@@ -154,7 +154,7 @@ fn read_seed(path: &Path, password: &Secret) -> Result<Zeroizing<String>, SpendE
 /// this wallet's own scripts.
 pub fn check_signable(
     wallet: &Wallet,
-    cfg: &Config,
+    cold: &[ScriptBuf],
     record: &TransferRecord,
     psbt: &Psbt,
 ) -> Result<(), SpendError> {
@@ -164,14 +164,9 @@ pub fn check_signable(
             record.kind
         )));
     }
-    let cold: Vec<_> = cfg
-        .cold_storage
-        .iter()
-        .flat_map(|c| c.addresses.iter().map(Address::script_pubkey))
-        .collect();
     for o in &psbt.unsigned_tx.output {
         if !cold.contains(&o.script_pubkey) && !wallet.is_mine(o.script_pubkey.clone()) {
-            let address = Address::from_script(&o.script_pubkey, cfg.network)
+            let address = Address::from_script(&o.script_pubkey, wallet.network())
                 .map_or_else(|_| o.script_pubkey.to_hex_string(), |a| a.to_string());
             return Err(SpendError::HotRefused(format!(
                 "the transaction pays {address}, neither cold storage nor this wallet; not signed"
@@ -201,7 +196,12 @@ pub fn sign(
     mut psbt: Psbt,
 ) -> Result<Psbt, SpendError> {
     let hot = cfg.hot.as_ref().ok_or(SpendError::HotOff)?;
-    check_signable(wallet, cfg, record, &psbt)?;
+    let cold: Vec<ScriptBuf> = cfg
+        .cold_storage
+        .iter()
+        .flat_map(|c| c.addresses.iter().map(Address::script_pubkey))
+        .collect();
+    check_signable(wallet, &cold, record, &psbt)?;
     let password = password(hot, cfg)?;
     let text = read_seed(&hot.seed_file, &password)?;
     drop(password);
@@ -268,5 +268,51 @@ mod tests {
         assert!(e.contains("cannot decrypt"), "{e}");
         let e = write_seed(&path, TPRV, &pw, false).unwrap_err().to_string();
         assert!(e.contains("--force"), "{e}");
+    }
+
+    #[test]
+    fn the_hot_key_signs_only_transfers_and_children_paying_cold_or_own() {
+        use bdk_wallet::bitcoin::hashes::Hash as _;
+        use bdk_wallet::bitcoin::{Amount, FeeRate};
+        let (mut w, _) = bdk_wallet::test_utils::get_funded_wallet_wpkh();
+        let cold = ScriptBuf::new_p2wpkh(&bdk_wallet::bitcoin::WPubkeyHash::from_byte_array(
+            [7; 20],
+        ));
+        let thief = ScriptBuf::new_p2wpkh(&bdk_wallet::bitcoin::WPubkeyHash::from_byte_array(
+            [9; 20],
+        ));
+        let build = |w: &mut Wallet, to: &ScriptBuf| {
+            let mut b = w.build_tx();
+            b.add_recipient(to.clone(), Amount::from_sat(10_000))
+                .fee_rate(FeeRate::from_sat_per_vb_u32(2));
+            b.finish().unwrap()
+        };
+        let record = |kind: &str| TransferRecord {
+            txid: "t".into(),
+            kind: kind.into(),
+            psbt: String::new(),
+            destination: String::new(),
+            amount_sat: 10_000,
+            change_sat: 0,
+            fee_sat: 0,
+            fee_rate_sat_per_kvb: 2_000,
+            inputs: vec![],
+            created_at: 0,
+            broadcast_at: None,
+            source: "test".into(),
+            replaces: None,
+        };
+        let to_cold = build(&mut w, &cold);
+        let allowed = [cold.clone()];
+        assert!(check_signable(&w, &allowed, &record("transfer"), &to_cold).is_ok());
+        assert!(check_signable(&w, &allowed, &record("cpfp"), &to_cold).is_ok());
+        let e = check_signable(&w, &allowed, &record("bump"), &to_cold).unwrap_err();
+        assert!(e.to_string().contains("not a bump"), "{e}");
+        let stolen = build(&mut w, &thief);
+        let e = check_signable(&w, &allowed, &record("transfer"), &stolen).unwrap_err();
+        assert!(e.to_string().contains("neither cold storage nor this wallet"), "{e}");
+        // The same transaction with cold storage no longer configured.
+        let e = check_signable(&w, &[], &record("transfer"), &to_cold).unwrap_err();
+        assert!(matches!(e, SpendError::HotRefused(_)), "{e}");
     }
 }
