@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::appliance::Appliance;
 use common::devnet::Devnet;
 use common::signer::{
-    COLD, THIEF, b64, bdk_sign, broadcast, cli_json, code, electrum_signer, psbt, spk,
-    totp_secret, watch_descriptors,
+    COLD, THIEF, b64, bdk_sign, broadcast, cli_json, code, electrum_signer, psbt, spk, totp_secret,
+    watch_descriptors,
 };
 use serde_json::Value;
 
@@ -76,7 +76,10 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
     assert_eq!(f["fee_sat"], t["fee_sat"]);
     assert_eq!(f["vsize"], t["vsize"]);
     assert_eq!(f["rbf"], true, "the faucet signals RBF");
-    assert!(f["fee_rate_sat_vb"].as_str().unwrap().starts_with("2."), "{f}");
+    assert!(
+        f["fee_rate_sat_vb"].as_str().unwrap().starts_with("2."),
+        "{f}"
+    );
     assert_eq!(f["unconfirmed_parents"], serde_json::json!([]));
     assert_eq!(f["package_fee_rate_sat_vb"], f["fee_rate_sat_vb"]);
     let (_, list) = app.get("/api/payments?status=unconfirmed");
@@ -92,14 +95,20 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
     let page = String::from_utf8(page).unwrap();
     assert!(
         page.contains("Fee (unconfirmed)")
-            && page.contains(&format!("{} sat/vB", f["fee_rate_sat_vb"].as_str().unwrap()))
+            && page.contains(&format!(
+                "{} sat/vB",
+                f["fee_rate_sat_vb"].as_str().unwrap()
+            ))
             && page.contains("signals RBF")
             && page.contains("no unconfirmed parents"),
         "{page}"
     );
 
     // Bad requests first, each named with its exit code.
-    let (c, v, err) = cpfp(&app, &["pay_00000000000000000000000000000000", "--fee-rate", "10"]);
+    let (c, v, err) = cpfp(
+        &app,
+        &["pay_00000000000000000000000000000000", "--fee-rate", "10"],
+    );
     assert_eq!(c, 3, "{err}");
     assert_eq!(v["error"]["code"], "unknown_payment");
     assert!(err.contains("unknown payment pay_0000"), "{err}");
@@ -136,7 +145,10 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
     let unsigned = psbt(&file);
     assert_eq!(unsigned.unsigned_tx.input.len(), 1);
     assert_eq!(
-        unsigned.unsigned_tx.input[0].previous_output.txid.to_string(),
+        unsigned.unsigned_tx.input[0]
+            .previous_output
+            .txid
+            .to_string(),
         funding
     );
     assert!(
@@ -162,9 +174,12 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
 
     // Mined together: both confirmed in the same block; a second CPFP is refused.
     devnet.mine(1);
-    app.wait_payment(&id, Duration::from_secs(60), "confirmed by the block", |v| {
-        v["confirmations"].as_u64() >= Some(1)
-    });
+    app.wait_payment(
+        &id,
+        Duration::from_secs(60),
+        "confirmed by the block",
+        |v| v["confirmations"].as_u64() >= Some(1),
+    );
     let (p, c) = (tx(&app, &funding), tx(&app, &child_txid));
     assert_eq!(p["confirmations"], 1);
     assert_eq!(c["confirmations"], 1);
@@ -174,7 +189,10 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
     let (code_, v, err) = cpfp(&app, &[&id, "--fee-rate", "10"]);
     assert_eq!(code_, 2, "{err}");
     assert_eq!(v["error"]["code"], "not_stuck");
-    assert!(err.contains("no unconfirmed money") || err.contains("confirmed"), "{err}");
+    assert!(
+        err.contains("no unconfirmed money") || err.contains("confirmed"),
+        "{err}"
+    );
 
     // A small payment cannot pay a 50 sat/vB child; a larger one goes to cold storage,
     // signed by BDK this time.
@@ -182,7 +200,10 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
     let (c, v, err) = cpfp(&app, &[&small, "--fee-rate", "50"]);
     assert_eq!(c, 2, "{err}");
     assert_eq!(v["error"]["code"], "insufficient_funds");
-    assert!(err.contains("received output of 1000 sat is too small"), "{err}");
+    assert!(
+        err.contains("received output of 1000 sat is too small"),
+        "{err}"
+    );
     let (cold, cold_funding) = paid(&app, &devnet, 30_000, "order-cold");
     let (c, child, err) = cpfp(&app, &[&cold, "--fee-rate", "8", "--to", "cold"]);
     assert_eq!(c, 0, "{err}");
@@ -219,7 +240,11 @@ fn a_stuck_payment_is_pulled_by_a_cpfp_child_signed_by_electrum_and_both_are_min
         .collect();
     assert_eq!(kinds.iter().filter(|k| **k == "cpfp").count(), 2, "{list}");
     let (_, out, _) = app.cli(&["audit", "--action", "transfer.cpfp", "--json"]);
-    for action in ["transfer.cpfp", "transfer.cpfp.refused", "transfer.cpfp.broadcast"] {
+    for action in [
+        "transfer.cpfp",
+        "transfer.cpfp.refused",
+        "transfer.cpfp.broadcast",
+    ] {
         assert!(out.contains(&format!("\"{action}\"")), "{action}: {out}");
     }
 }
@@ -283,7 +308,10 @@ fn a_broadcast_transfer_is_replaced_by_a_higher_fee_and_the_replacement_is_mined
         let (c, v, err) = bump(&app, &[&original, "--fee-rate", rate]);
         assert_eq!(c, 2, "{err}");
         assert_eq!(v["error"]["code"], "fee_rate_not_higher");
-        assert!(err.contains("is not higher than the transaction's"), "{err}");
+        assert!(
+            err.contains("is not higher than the transaction's"),
+            "{err}"
+        );
     }
     let (c, v, _) = bump(&app, &[&original, "--fee-rate", "5000"]);
     assert_eq!(c, 2);
@@ -350,7 +378,11 @@ fn a_broadcast_transfer_is_replaced_by_a_higher_fee_and_the_replacement_is_mined
     assert_eq!(v["error"]["code"], "not_bumpable");
     assert!(err.contains("already confirmed"), "{err}");
     let (_, out, _) = app.cli(&["audit", "--action", "transfer.bump", "--json"]);
-    for action in ["transfer.bump", "transfer.bump.refused", "transfer.bump.broadcast"] {
+    for action in [
+        "transfer.bump",
+        "transfer.bump.refused",
+        "transfer.bump.broadcast",
+    ] {
         assert!(out.contains(&format!("\"{action}\"")), "{action}: {out}");
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::appliance::{Appliance, write_private};
 use common::devnet::Devnet;
-use common::signer::{COLD, TEST_TPRV, broadcast, cli_json, code, psbt, totp_secret, watch_descriptors};
+use common::signer::{
+    COLD, TEST_TPRV, broadcast, cli_json, code, psbt, totp_secret, watch_descriptors,
+};
 use serde_json::Value;
 
 const PASSWORD: &str = "hot wallet password";
@@ -66,7 +68,10 @@ fn hot_mode_signs_transfers_and_cpfp_children_on_the_box_and_they_are_mined() {
     let (c, v, err) = import(&app, other, &[]);
     assert_eq!(c, 1, "{err}");
     assert_eq!(v["error"]["code"], "hot_mode_failed");
-    assert!(err.contains("not the one behind SNAKKAZ_PAY_DESCRIPTOR"), "{err}");
+    assert!(
+        err.contains("not the one behind SNAKKAZ_PAY_DESCRIPTOR"),
+        "{err}"
+    );
     assert!(!seed.exists());
     // The wallet's own key: encrypted, owner-only; a second import needs --force.
     let (c, v, err) = import(&app, TEST_TPRV, &[]);
@@ -169,7 +174,10 @@ fn hot_mode_signs_transfers_and_cpfp_children_on_the_box_and_they_are_mined() {
 
     // Neither the key nor the password ever reaches the log.
     let log = app.log();
-    assert!(!log.contains(TEST_TPRV) && !log.contains(PASSWORD), "secret in the log");
+    assert!(
+        !log.contains(TEST_TPRV) && !log.contains(PASSWORD),
+        "secret in the log"
+    );
 }
 
 #[test]

@@ -497,7 +497,9 @@ fn a_replacement_the_signer_made_is_accepted_only_as_a_fee_bump() {
         ],
     );
     assert_eq!(c, 0, "{err}");
-    let signed = bdk_sign(built["psbt"].as_str().unwrap()).extract_tx().unwrap();
+    let signed = bdk_sign(built["psbt"].as_str().unwrap())
+        .extract_tx()
+        .unwrap();
     let (c, _, err) = broadcast(&app, &hex_tx(&signed), &code(&secret, 0));
     assert_eq!(c, 0, "{err}");
     let original = signed.compute_txid();

@@ -146,9 +146,7 @@ fn exit_for_code(code: &str) -> ExitCode {
         | "totp_not_set_up"
         | "not_the_built_transaction"
         | "locked_down"
-        | "hot_sign_refused" => {
-            ExitCode::from(EXIT_REFUSED)
-        }
+        | "hot_sign_refused" => ExitCode::from(EXIT_REFUSED),
         _ => ExitCode::FAILURE,
     }
 }
@@ -422,10 +420,9 @@ pub fn hot_cmd(cli: &Cli, cmd: &HotCmd) -> anyhow::Result<ExitCode> {
             std::io::stderr().flush().ok();
         }
         let mut line = zeroize::Zeroizing::new(String::new());
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| crate::spend::SpendError::Hot(format!("reading the key from stdin: {e}")))?;
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+            crate::spend::SpendError::Hot(format!("reading the key from stdin: {e}"))
+        })?;
         crate::spend::hot::check_key(&line, &cfg.descriptor)?;
         crate::spend::hot::write_seed(&hot.seed_file, &line, &password, *force)
     })();

@@ -95,7 +95,7 @@ pub fn from_wallet(wallet: &Wallet, txid: Txid) -> Option<FeeFacts> {
     let tx = wtx.tx_node.tx.as_ref();
     let vsize = tx.vsize() as u64;
     let fee = wallet.calculate_fee(tx).ok().map(|a| a.to_sat());
-    let mut parents = Some(Vec::new());
+    let mut parents: Option<Vec<ParentFacts>> = Some(Vec::new());
     for i in &tx.input {
         let prev = i.previous_output.txid;
         match wallet.get_tx(prev) {
@@ -103,15 +103,17 @@ pub fn from_wallet(wallet: &Wallet, txid: Txid) -> Option<FeeFacts> {
                 let pt = p.tx_node.tx.as_ref();
                 let pv = pt.vsize() as u64;
                 let pf = wallet.calculate_fee(pt).ok().map(|a| a.to_sat());
-                if let Some(list) = parents.as_mut() {
-                    if !list.iter().any(|x: &ParentFacts| x.txid == prev.to_string()) {
-                        list.push(ParentFacts {
-                            txid: prev.to_string(),
-                            fee_sat: pf,
-                            vsize: pv,
-                            fee_rate_sat_vb: pf.map(|f| rate::display(rate::per_kvb(f, pv))),
-                        });
-                    }
+                if let Some(list) = parents.as_mut()
+                    && !list
+                        .iter()
+                        .any(|x: &ParentFacts| x.txid == prev.to_string())
+                {
+                    list.push(ParentFacts {
+                        txid: prev.to_string(),
+                        fee_sat: pf,
+                        vsize: pv,
+                        fee_rate_sat_vb: pf.map(|f| rate::display(rate::per_kvb(f, pv))),
+                    });
                 }
             }
             Some(_) => {}

@@ -111,16 +111,20 @@ pub fn check_key(text: &str, descriptor: &str) -> Result<Xpriv, SpendError> {
 
 /// Encrypts the key text with the password (age passphrase, scrypt) and writes it to a new
 /// owner-only file (an existing one is replaced only with `force`).
-pub fn write_seed(path: &Path, key: &str, password: &Secret, force: bool) -> Result<(), SpendError> {
+pub fn write_seed(
+    path: &Path,
+    key: &str,
+    password: &Secret,
+    force: bool,
+) -> Result<(), SpendError> {
     let fail = |d: String| hot_err(format!("{}: {d}", path.display()));
     if path.exists() && !force {
         return Err(fail(
             "exists: a hot seed is already imported; use --force to replace it".into(),
         ));
     }
-    let enc = age::Encryptor::with_user_passphrase(SecretString::from(
-        password.expose().to_owned(),
-    ));
+    let enc =
+        age::Encryptor::with_user_passphrase(SecretString::from(password.expose().to_owned()));
     let mut out = Vec::new();
     let mut w = enc
         .wrap_output(&mut out)
@@ -138,7 +142,8 @@ pub fn write_seed(path: &Path, key: &str, password: &Secret, force: bool) -> Res
 fn read_seed(path: &Path, password: &Secret) -> Result<Zeroizing<String>, SpendError> {
     let fail = |d: String| hot_err(format!("{}: {d}", path.display()));
     let bytes = read_private(path)?;
-    let d = age::Decryptor::new(&bytes[..]).map_err(|e| fail(format!("not a hot seed file: {e}")))?;
+    let d =
+        age::Decryptor::new(&bytes[..]).map_err(|e| fail(format!("not a hot seed file: {e}")))?;
     let id = age::scrypt::Identity::new(SecretString::from(password.expose().to_owned()));
     let mut r = d
         .decrypt(std::iter::once(&id as &dyn age::Identity))
@@ -251,8 +256,13 @@ mod tests {
         let other = "tprv8ZgxMBicQKsPd9TeAdPADNnSyH9SSUUbTVeFszDE23Ki6TBB5nCefAdHkK8Fm3qMQR6sHwA56zqRmKmxnHk37JkiFzvncDqoKmPWubu7hDF";
         let e = check_key(other, &watched()).unwrap_err().to_string();
         assert!(e.contains("not the one behind"), "{e}");
-        let e = check_key("abandon abandon", &watched()).unwrap_err().to_string();
-        assert!(e.contains("not an extended private key") && !e.contains("abandon"), "{e}");
+        let e = check_key("abandon abandon", &watched())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not an extended private key") && !e.contains("abandon"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -264,7 +274,9 @@ mod tests {
         let raw = std::fs::read(&path).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("tprv"), "encrypted");
         assert_eq!(read_seed(&path, &pw).unwrap().as_str(), TPRV);
-        let e = read_seed(&path, &Secret::new("wrong")).unwrap_err().to_string();
+        let e = read_seed(&path, &Secret::new("wrong"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot decrypt"), "{e}");
         let e = write_seed(&path, TPRV, &pw, false).unwrap_err().to_string();
         assert!(e.contains("--force"), "{e}");
@@ -275,12 +287,10 @@ mod tests {
         use bdk_wallet::bitcoin::hashes::Hash as _;
         use bdk_wallet::bitcoin::{Amount, FeeRate};
         let (mut w, _) = bdk_wallet::test_utils::get_funded_wallet_wpkh();
-        let cold = ScriptBuf::new_p2wpkh(&bdk_wallet::bitcoin::WPubkeyHash::from_byte_array(
-            [7; 20],
-        ));
-        let thief = ScriptBuf::new_p2wpkh(&bdk_wallet::bitcoin::WPubkeyHash::from_byte_array(
-            [9; 20],
-        ));
+        let cold =
+            ScriptBuf::new_p2wpkh(&bdk_wallet::bitcoin::WPubkeyHash::from_byte_array([7; 20]));
+        let thief =
+            ScriptBuf::new_p2wpkh(&bdk_wallet::bitcoin::WPubkeyHash::from_byte_array([9; 20]));
         let build = |w: &mut Wallet, to: &ScriptBuf| {
             let mut b = w.build_tx();
             b.add_recipient(to.clone(), Amount::from_sat(10_000))
@@ -310,7 +320,11 @@ mod tests {
         assert!(e.to_string().contains("not a bump"), "{e}");
         let stolen = build(&mut w, &thief);
         let e = check_signable(&w, &allowed, &record("transfer"), &stolen).unwrap_err();
-        assert!(e.to_string().contains("neither cold storage nor this wallet"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("neither cold storage nor this wallet"),
+            "{e}"
+        );
         // The same transaction with cold storage no longer configured.
         let e = check_signable(&w, &[], &record("transfer"), &to_cold).unwrap_err();
         assert!(matches!(e, SpendError::HotRefused(_)), "{e}");

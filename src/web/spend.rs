@@ -382,11 +382,9 @@ async fn keep_built(
     resp
 }
 
-fn fee_rate_of(body: &Value) -> Result<u64, Resp> {
+fn fee_rate_of(body: &Value) -> Result<u64, SpendError> {
     body["fee_rate_sat_per_kvb"].as_u64().ok_or_else(|| {
-        spend_error(&SpendError::Invalid(
-            "fee_rate_sat_per_kvb: a whole number (sat per 1000 vB)".into(),
-        ))
+        SpendError::Invalid("fee_rate_sat_per_kvb: a whole number (sat per 1000 vB)".into())
     })
 }
 
@@ -400,14 +398,13 @@ pub(crate) async fn cpfp(shared: &Shared, req: Request<Incoming>, peer: SocketAd
     };
     let rate = match fee_rate_of(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return spend_error(&e),
     };
     let Some(id) = body["payment_id"].as_str().map(str::to_owned) else {
         return spend_error(&SpendError::Invalid("payment_id: the payment's id".into()));
     };
     let app = &shared.app;
-    let refused =
-        |e: SpendError| keep_built(shared, "transfer.cpfp", &source, None, Err(e), None);
+    let refused = |e: SpendError| keep_built(shared, "transfer.cpfp", &source, None, Err(e), None);
     let to = match ChildTo::parse(body["to"].as_str().unwrap_or("change")) {
         Ok(t) => t,
         Err(e) => return refused(e).await,
@@ -528,7 +525,7 @@ pub(crate) async fn bump(shared: &Shared, req: Request<Incoming>, peer: SocketAd
     };
     let rate = match fee_rate_of(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return spend_error(&e),
     };
     let Some(txid) = body["txid"].as_str().map(str::to_owned) else {
         return spend_error(&SpendError::Invalid("txid: the transfer's txid".into()));

@@ -715,10 +715,14 @@ fn duration(secs: u64) -> String {
     }
 }
 
-
 /// One unconfirmed transaction's fee facts, unknowns named as such.
 fn fee_facts(f: &crate::spend::facts::FeeFacts) -> String {
-    let unknown = |what: &str| format!("<span class=muted>{what} unknown ({})</span>", escape(&f.lookup));
+    let unknown = |what: &str| {
+        format!(
+            "<span class=muted>{what} unknown ({})</span>",
+            escape(&f.lookup)
+        )
+    };
     let fee = match (&f.fee_sat, &f.fee_rate_sat_vb) {
         (Some(fee), Some(r)) => format!("{} at {} sat/vB", Sat(*fee), escape(r)),
         _ => unknown("fee"),
@@ -739,15 +743,19 @@ fn fee_facts(f: &crate::spend::facts::FeeFacts) -> String {
         ),
         None => unknown("unconfirmed parents"),
     };
-    let package = f
-        .package_fee_rate_sat_vb
-        .as_deref()
-        .map_or_else(|| unknown("package rate"), |r| format!("package {} sat/vB", escape(r)));
+    let package = f.package_fee_rate_sat_vb.as_deref().map_or_else(
+        || unknown("package rate"),
+        |r| format!("package {} sat/vB", escape(r)),
+    );
     format!(
         "<span class=fee-facts data-txid=\"{}\">{fee}; {} vB; {}; {parents}; {package}</span>",
         escape(&f.txid),
         f.vsize,
-        if f.rbf { "signals RBF (replaceable)" } else { "no RBF signal" },
+        if f.rbf {
+            "signals RBF (replaceable)"
+        } else {
+            "no RBF signal"
+        },
     )
 }
 
