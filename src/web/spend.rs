@@ -115,12 +115,7 @@ pub(crate) async fn create(shared: &Shared, req: Request<Incoming>, peer: Socket
         _ => None,
     };
     let resp = match (&built, &signed) {
-        // Built and kept (it can still be signed offline); the hot key refused or failed.
-        (Ok(b), Some(Err(e))) => {
-            batch.transfers.push(b.record.clone());
-            spend_error(e)
-        }
-        (Ok(b), _) => {
+        (Ok(b), signed) => {
             batch.transfers.push(b.record.clone());
             batch.audit.push(crate::access::audit(
                 "transfer.create",
@@ -134,11 +129,16 @@ pub(crate) async fn create(shared: &Shared, req: Request<Incoming>, peer: Socket
                     b.record.fee_sat
                 ),
             ));
-            let mut v = record_json(&b.record);
-            if let Some(Ok(p)) = &signed {
-                v["signed_psbt"] = json!(p);
+            match signed {
+                // Built and kept (it can still be signed offline); the hot key refused or failed.
+                Some(Err(e)) => spend_error(e),
+                Some(Ok(p)) => {
+                    let mut v = record_json(&b.record);
+                    v["signed_psbt"] = json!(p);
+                    json_response(StatusCode::CREATED, &v)
+                }
+                None => json_response(StatusCode::CREATED, &record_json(&b.record)),
             }
-            json_response(StatusCode::CREATED, &v)
         }
         (Err(e), _) => {
             batch.audit.push(crate::access::audit(
@@ -339,12 +339,7 @@ async fn keep_built(
         _ => None,
     };
     let resp = match (&built, &signed) {
-        // Built and kept (it can still be signed offline); the hot key refused or failed.
-        (Ok((r, _)), Some(Err(e))) => {
-            batch.transfers.push(r.clone());
-            spend_error(e)
-        }
-        (Ok((r, extra)), _) => {
+        (Ok((r, extra)), signed) => {
             batch.transfers.push(r.clone());
             batch.audit.push(crate::access::audit(
                 action,
@@ -358,14 +353,19 @@ async fn keep_built(
                     crate::ops::rate::display(r.fee_rate_sat_per_kvb)
                 ),
             ));
-            let mut v = record_json(r);
-            if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
-                v.extend(extra.clone());
+            if let Some(Err(e)) = signed {
+                // Built and kept (it can still be signed offline); the hot key refused or failed.
+                spend_error(e)
+            } else {
+                let mut v = record_json(r);
+                if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+                    v.extend(extra.clone());
+                }
+                if let Some(Ok(p)) = signed {
+                    v["signed_psbt"] = json!(p);
+                }
+                json_response(StatusCode::CREATED, &v)
             }
-            if let Some(Ok(p)) = &signed {
-                v["signed_psbt"] = json!(p);
-            }
-            json_response(StatusCode::CREATED, &v)
         }
         (Err(e), _) => {
             batch.audit.push(crate::access::audit(
