@@ -176,7 +176,7 @@ fn aside_name(db: &Path, now: u64) -> PathBuf {
 fn wait_closed(path: &Path) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match Store::open(path) {
+        match Store::open_file(path) {
             Ok(s) => {
                 drop(s);
                 // Opened and dropped by us: give our own writer thread its moment too.

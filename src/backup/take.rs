@@ -61,7 +61,7 @@ pub fn take(
     // Reopening checks the copy once more (and that it is a snakkaz-pay database).
     crate::store::check_snapshot(&snap).context("the snapshot failed its check")?;
     let facts = {
-        let s = Store::open(&snap).context("opening the snapshot")?;
+        let s = Store::open_file(&snap).context("opening the snapshot")?;
         super::facts(&s)?
     };
 

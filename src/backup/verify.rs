@@ -200,7 +200,7 @@ pub fn open_snapshot(path: &Path) -> Result<Store, Failure> {
         StoreError::Foreign { .. } => Failure::Foreign,
         other => Failure::Corrupt(other.to_string()),
     })?;
-    Store::open(path).map_err(|e| match e {
+    Store::open_file(path).map_err(|e| match e {
         StoreError::Foreign { .. } => Failure::Foreign,
         StoreError::TooNew {
             found, supported, ..

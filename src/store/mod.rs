@@ -8,6 +8,7 @@ mod access;
 mod archive;
 mod backup_meta;
 mod import;
+pub mod migrate;
 mod persister;
 mod receipts;
 mod reconcile;
@@ -312,8 +313,21 @@ impl Store {
         self.db.failure()
     }
 
-    /// Opens (creating if missing) the database at `path` and checks that it is ours.
+    /// Opens (creating if missing) the database at `path` and checks that it is ours;
+    /// schema migrations wait while the appliance runs a new version on trial (see
+    /// `migrate`).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, Some(migrate::Policy::of_system()))
+    }
+
+    /// Opens a file that is not the live database (a snapshot, a backup being checked
+    /// or restored): no trial copies, no rollback, migrated in place as needed.
+    pub fn open_file(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, None)
+    }
+
+    /// `open` under an explicit migration policy (`None`: `open_file`).
+    pub fn open_with(path: &Path, policy: Option<migrate::Policy>) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Db {
                 op: "create directory",
@@ -338,22 +352,31 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_fresh(path)?,
             Err(e) => return Err(open_failure(path, &e)),
         }
-        precheck(path)?;
-        let db = match Database::builder().set_cache_size(CACHE_BYTES).open(path) {
-            Ok(db) => db,
-            Err(e) => return Err(classify_open_error(path, e)),
+        let migrate::Prepared { file, notices } = match policy {
+            Some(policy) => migrate::prepare(path, policy)?,
+            None => migrate::Prepared {
+                file: path.to_owned(),
+                notices: Vec::new(),
+            },
         };
-        restrict_permissions(path);
+        precheck(&file)?;
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).open(&file) {
+            Ok(db) => db,
+            Err(e) => return Err(classify_open_error(&file, e)),
+        };
+        restrict_permissions(&file);
         let db = Arc::new(db);
-        init_or_check(&db, path)?;
+        init_or_check(&db, &file)?;
         compact_wallet(&db)?;
-        let db = slot::Slot::new(path.to_owned(), Arc::into_inner(db).expect("only handle"));
+        let db = slot::Slot::new(file, Arc::into_inner(db).expect("only handle"));
         let writer = writer::WriterHandle::spawn(db.clone());
-        Ok(Store {
+        let store = Store {
             db,
             path: path.to_owned(),
             writer,
-        })
+        };
+        store.record_notices(notices)?;
+        Ok(store)
     }
 
     /// Turns queueing of payment changes for a sink on or off (off when none is configured).
