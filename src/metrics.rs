@@ -394,6 +394,7 @@ impl Metrics {
             "Seconds since the daemon started",
             sat_i64(s.uptime_secs),
         );
+        register_update(&mut r, &s.update);
         if let Some(free) = host.data_disk_free_bytes {
             gauge(
                 &mut r,
@@ -408,6 +409,63 @@ impl Metrics {
         let mut out = String::new();
         encode(&mut out, &r).expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The running version and slot, and the last update's outcome (a state set: 1 for the
+/// current outcome, 0 for the others).
+fn register_update(r: &mut Registry, u: &crate::update::publish::UpdateReport) {
+    let info = Family::<Labels, Gauge>::default();
+    info.get_or_create(&vec![
+        ("version", u.binary_version.to_owned()),
+        (
+            "image_version",
+            u.image_version.clone().unwrap_or_default(),
+        ),
+        (
+            "slot",
+            u.slot.map_or_else(String::new, |s| s.letter().to_owned()),
+        ),
+    ])
+    .set(1);
+    r.register(
+        "snakkaz_pay_build_info",
+        "Always 1; the running binary's version, the appliance image's version and its root slot (empty off the appliance)",
+        info,
+    );
+    if let Some(current) = u.last_outcome {
+        let outcome = Family::<Labels, Gauge>::default();
+        for o in crate::update::publish::OUTCOMES {
+            outcome
+                .get_or_create(&vec![("outcome", o.to_owned())])
+                .set(i64::from(o == current));
+        }
+        r.register(
+            "snakkaz_pay_update_outcome",
+            "1 for the last update's outcome: none, pending, on_trial, good (blessed) or failed_fell_back",
+            outcome,
+        );
+        if let Some(t) = u.outcome_since.as_deref().and_then(|t| {
+            humantime::parse_rfc3339_weak(t)
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+        }) {
+            gauge(
+                r,
+                "snakkaz_pay_update_outcome_timestamp_seconds",
+                "Unix time the last update's outcome was first seen (installed, blessed, fallen back)",
+                sat_i64(t.as_secs()),
+            );
+        }
+    }
+    if let Some(n) = &u.database {
+        gauge(
+            r,
+            "snakkaz_pay_update_database_lost_payments",
+            "Payments the last database rollback after an update could not keep (0 after a plain migration)",
+            sat_i64(n.lost_payments_total.unwrap_or(u64::from(n.lost))),
+        );
     }
 }
 

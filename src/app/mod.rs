@@ -110,6 +110,9 @@ pub struct StatusReport {
     pub receipts: crate::payments::receipt::ReceiptTotals,
     /// The last reconciliation of the store with the chain (`snakkaz-pay reconcile`).
     pub reconcile: crate::ops::reconcile::ReconcileStatus,
+    /// The running version and root slot, the last update's outcome, the database's
+    /// last migration or rollback.
+    pub update: crate::update::publish::UpdateReport,
 }
 
 /// Electrum part of the status.
@@ -614,6 +617,11 @@ impl App {
             .sink_status
             .report(outbox_len, oldest.map(|t| now.saturating_sub(t)));
         problems.extend(sink_problem);
+        let update = crate::update::publish::UpdateReport::read(
+            &crate::update::publish::sysroot(),
+            self.store.update_notice()?,
+        );
+        problems.extend(update.problems(now));
         Ok(StatusReport {
             healthy: problems.is_empty(),
             problems,
@@ -665,6 +673,7 @@ impl App {
             ),
             receipts,
             reconcile: crate::ops::reconcile::status(&self.store, now)?,
+            update,
         })
     }
 }

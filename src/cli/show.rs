@@ -215,6 +215,21 @@ pub fn status(s: &Value) -> String {
     for p in s["problems"].as_array().into_iter().flatten() {
         let _ = writeln!(out, "  problem: {}", text(p));
     }
+    let u = &s["update"];
+    if let (Some(v), Some(slot)) = (u["image_version"].as_str(), u["slot"].as_str()) {
+        let _ = writeln!(out, "system:    image {v}, root slot {slot}");
+    }
+    if let Some(summary) = u["summary"].as_str() {
+        let _ = writeln!(
+            out,
+            "update:    {summary} [{}, since {}]",
+            text(&u["last_outcome"]),
+            text(&u["outcome_since"])
+        );
+    }
+    if u["database"].is_object() {
+        let _ = writeln!(out, "database:  {}", text(&u["database"]["detail"]));
+    }
     let e = &s["electrum"];
     let _ = writeln!(
         out,

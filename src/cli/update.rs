@@ -28,6 +28,10 @@ pub struct UpdateArgs {
     /// Do not reboot at the end; the new version starts at the next boot.
     #[arg(long)]
     pub no_reboot: bool,
+    /// Without a bundle: also write the status where the daemon reads it (root; the
+    /// appliance's units run this before the daemon starts and once the boot is blessed).
+    #[arg(long, conflicts_with_all = ["bundle", "force", "check", "no_reboot"])]
+    pub publish: bool,
 }
 
 /// Runs `update`.
@@ -38,6 +42,9 @@ pub fn run(cli: &Cli, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
     let cmdline = std::fs::read_to_string(&cmdline_path)
         .with_context(|| format!("reading {}", cmdline_path.display()))?;
     let Some(bundle) = &args.bundle else {
+        if args.publish {
+            update::publish::publish(&sys, &cmdline).context("publishing the update status")?;
+        }
         return print_status(cli, &sys, &cmdline);
     };
     let dir = if bundle.is_file() {

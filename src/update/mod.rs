@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod install;
+pub mod publish;
 pub mod signature;
 pub mod slot;
 pub mod state;
@@ -234,7 +235,7 @@ pub fn apply(
 }
 
 /// The running version, slot, boot entries and the last update's outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Status {
     /// The running version.
     pub version: Version,

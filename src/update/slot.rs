@@ -96,7 +96,7 @@ pub fn running_slot(cmdline: &str) -> Result<Slot, SlotError> {
 }
 
 /// systemd-boot's boot counter in an entry's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
     /// Tries left.
     pub left: u32,
@@ -105,7 +105,7 @@ pub struct Counter {
 }
 
 /// One of our UKIs on the ESP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The file name in `EFI/Linux`.
     pub name: String,

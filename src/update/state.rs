@@ -23,7 +23,7 @@ pub struct Record {
 }
 
 /// What became of the last update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// No update was ever installed on this box.

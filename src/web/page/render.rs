@@ -58,6 +58,7 @@ pub(super) fn overview(app: &App) -> String {
     h.push_str("<div class=grid>");
     electrum(&mut h, &s);
     wallet(&mut h, &s);
+    system(&mut h, &s);
     counts(&mut h, &s);
     timings(&mut h, &app.metrics.timings(), &s);
     last_day(&mut h, app);
@@ -348,6 +349,54 @@ fn wallet(h: &mut String, s: &StatusReport) {
         _ => "never (snakkaz-pay reconcile)".into(),
     };
     row(h, "Reconciled", &reconciled);
+    h.push_str("</dl></section>");
+}
+
+/// The running version and root slot, the last update and the database's last
+/// migration or rollback.
+fn system(h: &mut String, s: &StatusReport) {
+    let u = &s.update;
+    let outcome = u.last_outcome.unwrap_or("none");
+    let _ = write!(
+        h,
+        "<section class=card id=system data-outcome={outcome}><h2>System</h2><dl>"
+    );
+    row(h, "Version", &escape(u.binary_version));
+    if let (Some(v), Some(slot)) = (&u.image_version, u.slot) {
+        row(h, "Image", &format!("{} · root slot {slot}", escape(v)));
+    }
+    if let Some(summary) = &u.summary {
+        let class = match outcome {
+            "failed_fell_back" => "bad",
+            "good" => "ok",
+            _ => "muted",
+        };
+        let since = u
+            .outcome_since
+            .as_deref()
+            .map(|t| format!(" <span class=muted>since {}</span>", escape(t)))
+            .unwrap_or_default();
+        row(
+            h,
+            "Last update",
+            &format!(
+                "<span class={class} id=last-update>{}</span>{since}",
+                escape(summary)
+            ),
+        );
+    }
+    if let Some(n) = &u.database {
+        row(
+            h,
+            "Database",
+            &format!(
+                "<span class={} id=database-notice>{}</span> {}",
+                if n.lost { "bad" } else { "ok" },
+                escape(&n.kind.replace('_', " ")),
+                time(n.at)
+            ),
+        );
+    }
     h.push_str("</dl></section>");
 }
 
