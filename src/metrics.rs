@@ -418,10 +418,7 @@ fn register_update(r: &mut Registry, u: &crate::update::publish::UpdateReport) {
     let info = Family::<Labels, Gauge>::default();
     info.get_or_create(&vec![
         ("version", u.binary_version.to_owned()),
-        (
-            "image_version",
-            u.image_version.clone().unwrap_or_default(),
-        ),
+        ("image_version", u.image_version.clone().unwrap_or_default()),
         (
             "slot",
             u.slot.map_or_else(String::new, |s| s.letter().to_owned()),

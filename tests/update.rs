@@ -2,13 +2,17 @@
 //! entries, baked-in public key) under a temporary directory: real bundles signed with
 //! the real `minisign` tool and a key made for this test, the real binary installing
 //! them. The partitions are plain files here; image/test-boot runs the same command on
-//! a booted appliance.
+//! a booted appliance. The daemon's side (migrations on trial, the rollback of a newer
+//! database, the version and update shown) runs the real daemon on such a tree.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+mod common;
+use common::appliance::{API_TOKEN, Appliance, http, offline_env};
 
 /// Size of each fake root slot (the bundle's root image is smaller).
 const SLOT_BYTES: usize = 256 * 1024;
@@ -385,4 +389,294 @@ fn a_version_that_failed_its_boot_checks_is_not_installed_again_and_status_says_
     assert_eq!(b.state(), before);
     let out = b.update(&["--no-reboot", "--force", bundle.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Moves the box to `version` on `slot`, as a reboot into that entry does.
+fn boot_into(b: &Box_, version: &str, slot: &str) {
+    let r = b.root();
+    std::fs::write(
+        r.join("proc/cmdline"),
+        format!("root=PARTLABEL=snakkaz-root-{slot} ro quiet\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("etc/os-release"),
+        format!("PRETTY_NAME=\"snakkaz-pay\"\nIMAGE_ID=snakkaz-pay\nIMAGE_VERSION={version}\n"),
+    )
+    .unwrap();
+}
+
+fn publish(b: &Box_) -> Value {
+    let out = b.update(&["--publish", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file: Value = serde_json::from_slice(
+        &std::fs::read(b.root().join("var/lib/snakkaz-pay-update/status.json")).unwrap(),
+    )
+    .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(file["last_update_outcome"], shown["last_update_outcome"]);
+    file
+}
+
+#[test]
+fn publish_follows_an_update_and_keeps_when_each_outcome_began() {
+    let b = Box_::new("0.2.0");
+    let bundle = b.bundle("good", "0.3.0", "trusted");
+    let p = publish(&b);
+    assert_eq!(p["last_update_outcome"]["outcome"], "none");
+    let out = b.update(&["--no-reboot", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let installed = publish(&b);
+    assert_eq!(installed["last_update_outcome"]["outcome"], "pending");
+    assert_eq!(
+        (&installed["version"], &installed["slot"]),
+        (&"0.2.0".into(), &"a".into())
+    );
+
+    // The loader starts the new entry and counts the try.
+    let esp = b.root().join("efi/EFI/Linux");
+    std::fs::rename(
+        esp.join("snakkaz-pay-0.3.0-b+3.efi"),
+        esp.join("snakkaz-pay-0.3.0-b+2-1.efi"),
+    )
+    .unwrap();
+    boot_into(&b, "0.3.0", "b");
+    let trial = publish(&b);
+    assert_eq!(trial["last_update_outcome"]["outcome"], "on_trial");
+    assert_ne!(trial["outcome_since"], installed["outcome_since"]);
+    // Published again (the daemon restarted, the unit ran again): the same outcome
+    // keeps its start.
+    let again = publish(&b);
+    assert_eq!(again["outcome_since"], trial["outcome_since"]);
+    assert_ne!(again["published_at"], trial["published_at"]);
+
+    // systemd-bless-boot drops the counter.
+    std::fs::rename(
+        esp.join("snakkaz-pay-0.3.0-b+2-1.efi"),
+        esp.join("snakkaz-pay-0.3.0-b.efi"),
+    )
+    .unwrap();
+    let good = publish(&b);
+    assert_eq!(good["last_update_outcome"]["outcome"], "good");
+    assert_ne!(good["outcome_since"], trial["outcome_since"]);
+    assert_eq!(
+        (&good["version"], &good["slot"]),
+        (&"0.3.0".into(), &"b".into())
+    );
+}
+
+/// Rewrites the schema version a database file records (what a newer binary's migration
+/// leaves), with the redb crate directly: no binary of ours writes a newer one.
+fn mark_schema(db: &Path, v: u64) {
+    const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+    let d = redb::Database::open(db).unwrap();
+    let w = d.begin_write().unwrap();
+    w.open_table(META)
+        .unwrap()
+        .insert("schema_version", v.to_le_bytes().as_slice())
+        .unwrap();
+    w.commit().unwrap();
+}
+
+#[test]
+fn after_a_failed_update_the_daemon_restores_the_pre_update_snapshot_and_shows_what_was_lost() {
+    let b = Box_::new("0.2.0");
+    let dir = b.root().join("var/lib/snakkaz-pay");
+    let db = dir.join("snakkaz-pay.redb");
+    let mut env = offline_env(&dir);
+    env.retain(|(k, _)| k != "ELECTRUM_WALLET_PATH");
+    env.push(("ELECTRUM_WALLET_PATH".into(), db.display().to_string()));
+    env.push((
+        "SNAKKAZ_PAY_UPDATE_SYSROOT".into(),
+        b.root().display().to_string(),
+    ));
+    let mut app = Appliance::start(&dir, env);
+    let create = |app: &Appliance, r: &str| {
+        let (code, v) = app.post(
+            "/api/payments",
+            &serde_json::json!({"amount_sat": 21_000, "reference": r}),
+        );
+        assert_eq!(code, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    };
+    let kept = create(&app, "before-update");
+    // `snakkaz-pay update` took its snapshot here (the daemon stopped: a copy of the
+    // closed file is the same).
+    app.stop();
+    let pre = dir.join("pre-update");
+    std::fs::create_dir_all(&pre).unwrap();
+    std::fs::copy(&db, pre.join("snakkaz-pay-20261127T080000.000Z.redb")).unwrap();
+
+    // The new version ran, took a payment and migrated the database; then the box fell
+    // back (three failed boots of 0.3.0 on slot B).
+    let bundle = b.bundle("new", "0.3.0", "trusted");
+    let out = b.update(&["--no-reboot", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    app.restart();
+    let lost = create(&app, "during-the-new-version");
+    app.stop();
+    mark_schema(&db, 99);
+    let esp = b.root().join("efi/EFI/Linux");
+    std::fs::rename(
+        esp.join("snakkaz-pay-0.3.0-b+3.efi"),
+        esp.join("snakkaz-pay-0.3.0-b+0-3.efi"),
+    )
+    .unwrap();
+    assert_eq!(
+        publish(&b)["last_update_outcome"]["outcome"],
+        "failed_fell_back"
+    );
+
+    // The previous version starts instead of refusing the newer file.
+    app.restart();
+    assert_eq!(app.get(&format!("/api/payments/{kept}")).0, 200);
+    assert_eq!(app.get(&format!("/api/payments/{lost}")).0, 404);
+    let (code, s) = app.get("/api/status");
+    assert_eq!(code, 200, "{s}");
+    let u = &s["update"];
+    assert_eq!(u["binary_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (&u["image_version"], &u["slot"]),
+        (&"0.2.0".into(), &"a".into())
+    );
+    assert_eq!(u["last_outcome"], "failed_fell_back");
+    assert_eq!(u["last_update"]["to"], "0.3.0");
+    assert_eq!(u["database"]["kind"], "rolled_back");
+    assert_eq!(u["database"]["lost_payments"], serde_json::json!([lost]));
+    let problems = s["problems"].to_string();
+    assert!(
+        problems.contains("update to 0.3.0 FAILED its boot checks"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("database rolled back") && problems.contains(&lost),
+        "{problems}"
+    );
+    assert!(
+        app.log().contains("Restored the pre-update snapshot"),
+        "the log says it too"
+    );
+    let kept_files: Vec<_> = std::fs::read_dir(&pre)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rolled-back-schema99-"))
+        .collect();
+    assert_eq!(kept_files.len(), 1, "the newer database is kept");
+
+    let m = app.metrics_text();
+    let build = format!(
+        "snakkaz_pay_build_info{{version=\"{}\",image_version=\"0.2.0\",slot=\"a\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(m.contains(&build), "{m}");
+    assert!(
+        m.contains("snakkaz_pay_update_outcome{outcome=\"failed_fell_back\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("snakkaz_pay_update_outcome{outcome=\"good\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.contains("snakkaz_pay_update_database_lost_payments 1"),
+        "{m}"
+    );
+
+    let (code, out, err) = app.cli(&["status"]);
+    assert_eq!(
+        code, 2,
+        "degraded: the failed update and the rollback are problems; {err}"
+    );
+    assert!(out.contains("system:    image 0.2.0, root slot a"), "{out}");
+    assert!(
+        out.contains("update:    FAILED: 0.3.0 did not pass its boot checks; fell back to 0.2.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("database:  the database had schema 99"),
+        "{out}"
+    );
+    let (code, audit, err) = app.cli(&["audit", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(audit.contains("update.database.rolled_back"), "{audit}");
+
+    let (code, page) = http(&app.addr, "GET", "/page/overview", Some(API_TOKEN), None);
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("id=system data-outcome=failed_fell_back"),
+        "{page}"
+    );
+    assert!(
+        page.contains("FAILED: 0.3.0 did not pass its boot checks"),
+        "{page}"
+    );
+    assert!(page.contains("id=database-notice>rolled back"), "{page}");
+    app.stop();
+}
+
+#[test]
+fn a_version_on_trial_runs_on_a_migrated_copy_until_it_is_blessed() {
+    let b = Box_::new("0.2.0");
+    let dir = b.root().join("var/lib/snakkaz-pay");
+    let db = dir.join("snakkaz-pay.redb");
+    let mut env = offline_env(&dir);
+    env.retain(|(k, _)| k != "ELECTRUM_WALLET_PATH");
+    env.push(("ELECTRUM_WALLET_PATH".into(), db.display().to_string()));
+    env.push((
+        "SNAKKAZ_PAY_UPDATE_SYSROOT".into(),
+        b.root().display().to_string(),
+    ));
+    let mut app = Appliance::start(&dir, env);
+    let (code, v) = app.post(
+        "/api/payments",
+        &serde_json::json!({"amount_sat": 21_000, "reference": "before"}),
+    );
+    assert_eq!(code, 201, "{v}");
+    app.stop();
+    // The database as the previous version (schema 1) left it.
+    mark_schema(&db, 1);
+    let original = std::fs::read(&db).unwrap();
+
+    // 0.3.0 installed and booted, not yet assessed.
+    let bundle = b.bundle("new", "0.3.0", "trusted");
+    let out = b.update(&["--no-reboot", bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let esp = b.root().join("efi/EFI/Linux");
+    std::fs::rename(
+        esp.join("snakkaz-pay-0.3.0-b+3.efi"),
+        esp.join("snakkaz-pay-0.3.0-b+2-1.efi"),
+    )
+    .unwrap();
+    boot_into(&b, "0.3.0", "b");
+    assert_eq!(publish(&b)["last_update_outcome"]["outcome"], "on_trial");
+    app.restart();
+    let (code, v) = app.post(
+        "/api/payments",
+        &serde_json::json!({"amount_sat": 21_000, "reference": "on-trial"}),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (_, s) = app.get("/api/status");
+    assert_eq!(s["update"]["last_outcome"], "on_trial");
+    app.stop();
+    assert!(
+        std::fs::read(&db).unwrap() == original,
+        "the previous version's database is not written while the new one is on trial"
+    );
+    assert!(dir.join("snakkaz-pay.redb.trial").exists());
+
+    // Blessed: published again, the daemon restarted: the copy is the database now.
+    std::fs::rename(
+        esp.join("snakkaz-pay-0.3.0-b+2-1.efi"),
+        esp.join("snakkaz-pay-0.3.0-b.efi"),
+    )
+    .unwrap();
+    assert_eq!(publish(&b)["last_update_outcome"]["outcome"], "good");
+    app.restart();
+    let (_, s) = app.get("/api/status");
+    assert_eq!(s["payments"]["pending"], 2, "{s}");
+    assert_eq!(s["update"]["database"]["kind"], "migrated");
+    assert_eq!(s["update"]["last_outcome"], "good");
+    assert!(!dir.join("snakkaz-pay.redb.trial").exists());
+    app.stop();
 }

@@ -246,7 +246,10 @@ mod tests {
     fn off_the_appliance_only_the_binary_version_is_known() {
         let r = UpdateReport::of(None, None);
         assert_eq!(r.binary_version, env!("CARGO_PKG_VERSION"));
-        assert_eq!((&r.image_version, r.slot, r.last_outcome), (&None, None, None));
+        assert_eq!(
+            (&r.image_version, r.slot, r.last_outcome),
+            (&None, None, None)
+        );
         assert!(r.problems(0).is_empty());
     }
 
@@ -265,7 +268,10 @@ mod tests {
         assert_eq!(r.slot, Some(Slot::B));
         let problems = r.problems(at + 60);
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].starts_with("update to 0.3.0 FAILED"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("update to 0.3.0 FAILED"),
+            "{problems:?}"
+        );
         assert!(problems[0].contains("fell back to 0.2.0"), "{problems:?}");
         assert!(r.problems(at + PROBLEM_SECS + 1).is_empty());
         // A good update is no problem.
@@ -288,9 +294,16 @@ mod tests {
         let r = UpdateReport::of(None, Some(notice(true)));
         let p = r.problems(2_000);
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("database rolled back: restored") && p[0].contains("pay_1"), "{p:?}");
+        assert!(
+            p[0].starts_with("database rolled back: restored") && p[0].contains("pay_1"),
+            "{p:?}"
+        );
         assert!(r.problems(1_000 + PROBLEM_SECS).is_empty());
-        assert!(UpdateReport::of(None, Some(notice(false))).problems(2_000).is_empty());
+        assert!(
+            UpdateReport::of(None, Some(notice(false)))
+                .problems(2_000)
+                .is_empty()
+        );
     }
 
     #[test]
