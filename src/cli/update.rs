@@ -155,6 +155,33 @@ fn pre_update_snapshot(cli: &Cli) -> anyhow::Result<Option<PathBuf>> {
         crate::backup::manifest::compact_time(crate::backup::manifest::now_ms())
     ));
     let via = super::backup::snapshot(&cfg, &dest)?;
+    give_to_database_owner(&cfg.db_path, &[&dir, &dest])?;
     tracing::info!(file = %dest.display(), via, "pre-update snapshot");
     Ok(Some(dest))
+}
+
+/// The daemon (its own user) restores the snapshot after a rollback: the snapshot and
+/// its directory, made by root here, must be its own.
+#[cfg(unix)]
+fn give_to_database_owner(db: &Path, paths: &[&Path]) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(db).with_context(|| format!("reading {}", db.display()))?;
+    for p in paths {
+        let have = std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?;
+        if (have.uid(), have.gid()) != (m.uid(), m.gid()) {
+            std::os::unix::fs::chown(p, Some(m.uid()), Some(m.gid())).with_context(|| {
+                format!(
+                    "giving {} to the database's owner (uid {}), so the daemon can restore it after a rollback",
+                    p.display(),
+                    m.uid()
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn give_to_database_owner(_db: &Path, _paths: &[&Path]) -> anyhow::Result<()> {
+    Ok(())
 }
