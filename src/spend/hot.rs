@@ -192,31 +192,57 @@ pub fn check_signable(
     Ok(())
 }
 
-/// Signs and finalizes `psbt` with the hot key after [`check_signable`]. The key lives in
-/// zeroizing memory for the duration of this call only.
+/// The hot key, decrypted. Erased when dropped.
+pub struct HotKey(Xpriv);
+
+impl Drop for HotKey {
+    fn drop(&mut self) {
+        self.0.private_key.non_secure_erase();
+    }
+}
+
+/// Decrypts the hot key (scrypt: about a second), before the wallet is locked for
+/// signing so that detection never waits on it.
+pub fn unlock(cfg: &Config) -> Result<HotKey, SpendError> {
+    let hot = cfg.hot.as_ref().ok_or(SpendError::HotOff)?;
+    let password = password(hot, cfg)?;
+    let text = read_seed(&hot.seed_file, &password)?;
+    drop(password);
+    let key = Xpriv::from_str(text.trim())
+        .map_err(|_| hot_err("the hot seed file does not hold an extended private key"))?;
+    Ok(HotKey(key))
+}
+
+/// The cold destination's scripts of the configuration.
+fn cold_scripts(cfg: &Config) -> Vec<ScriptBuf> {
+    cfg.cold_storage
+        .iter()
+        .flat_map(|c| c.addresses.iter().map(Address::script_pubkey))
+        .collect()
+}
+
+/// [`check_signable`] against the configured cold destination.
+pub fn check(
+    wallet: &Wallet,
+    cfg: &Config,
+    record: &TransferRecord,
+    psbt: &Psbt,
+) -> Result<(), SpendError> {
+    cfg.hot.as_ref().ok_or(SpendError::HotOff)?;
+    check_signable(wallet, &cold_scripts(cfg), record, psbt)
+}
+
+/// Signs and finalizes `psbt` with the unlocked hot `key` after [`check_signable`].
 pub fn sign(
     wallet: &Wallet,
     cfg: &Config,
     record: &TransferRecord,
     mut psbt: Psbt,
+    key: &HotKey,
 ) -> Result<Psbt, SpendError> {
-    let hot = cfg.hot.as_ref().ok_or(SpendError::HotOff)?;
-    let cold: Vec<ScriptBuf> = cfg
-        .cold_storage
-        .iter()
-        .flat_map(|c| c.addresses.iter().map(Address::script_pubkey))
-        .collect();
-    check_signable(wallet, &cold, record, &psbt)?;
-    let password = password(hot, cfg)?;
-    let text = read_seed(&hot.seed_file, &password)?;
-    drop(password);
-    let mut xprv = Xpriv::from_str(text.trim())
-        .map_err(|_| hot_err("the hot seed file does not hold an extended private key"))?;
-    drop(text);
+    check(wallet, cfg, record, &psbt)?;
     let secp = Secp256k1::new();
-    let signed = psbt.sign(&xprv, &secp);
-    xprv.private_key.non_secure_erase();
-    let signed = signed.map_err(|(_, errors)| {
+    let signed = psbt.sign(&key.0, &secp).map_err(|(_, errors)| {
         hot_err(format!(
             "signing failed for {} input(s); is the hot seed the key of this wallet?",
             errors.len()

@@ -305,7 +305,14 @@ fn hot_sign(
     batch: &mut WriteBatch,
 ) -> Result<String, SpendError> {
     let app = &shared.app;
-    let r = app.with_wallet(|w| crate::spend::hot::sign(w, &app.cfg, record, psbt.clone()));
+    // Checked first (a refusal costs no decryption), the key decrypted with the wallet
+    // unlocked (scrypt takes about a second), then checked again and signed.
+    let r = app
+        .with_wallet(|w| crate::spend::hot::check(w, &app.cfg, record, psbt))
+        .and_then(|()| crate::spend::hot::unlock(&app.cfg))
+        .and_then(|key| {
+            app.with_wallet(|w| crate::spend::hot::sign(w, &app.cfg, record, psbt.clone(), &key))
+        });
     match &r {
         Ok(_) => batch.audit.push(crate::access::audit(
             "transfer.hot_sign",
