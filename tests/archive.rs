@@ -10,17 +10,10 @@ use std::time::Duration;
 
 use common::appliance::{Appliance, base_env};
 use common::devnet::Devnet;
+use common::json_out;
 use common::postgres::{Postgres, sink_env, wait_mirrored};
 use common::wait_until;
 use serde_json::{Value, json};
-
-fn json_out(app: &Appliance, args: &[&str]) -> (i32, Value, String) {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (code, out, err) = app.cli(&all);
-    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
-    (code, v, err)
-}
 
 fn ids(v: &Value) -> Vec<String> {
     v["payments"]

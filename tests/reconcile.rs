@@ -9,18 +9,11 @@ use std::time::Duration;
 
 use common::appliance::{Appliance, base_env, binary};
 use common::devnet::Devnet;
+use common::json_out;
 use common::postgres::{Postgres, sink_env, wait_mirrored};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-
-fn json_out(app: &Appliance, args: &[&str]) -> (i32, Value, String) {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (code, out, err) = app.cli(&all);
-    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
-    (code, v, err)
-}
 
 fn kinds(v: &Value) -> Vec<String> {
     v["differences"]

@@ -30,3 +30,12 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
         std::thread::sleep(POLL);
     }
 }
+
+/// Runs `snakkaz-pay --json ARGS`; panics with the output when it is not JSON.
+pub fn json_out(app: &appliance::Appliance, args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = app.cli(&all);
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, v, err)
+}
