@@ -478,9 +478,9 @@ fn mark_schema(db: &Path, v: u64) {
     w.commit().unwrap();
 }
 
-#[test]
-fn after_a_failed_update_the_daemon_restores_the_pre_update_snapshot_and_shows_what_was_lost() {
-    let b = Box_::new("0.2.0");
+/// The daemon on `b`'s data partition, with its database where the appliance keeps it
+/// and reading the update status `b` publishes: (data directory, database, daemon).
+fn daemon_on(b: &Box_) -> (PathBuf, PathBuf, Appliance) {
     let dir = b.root().join("var/lib/snakkaz-pay");
     let db = dir.join("snakkaz-pay.redb");
     let mut env = offline_env(&dir);
@@ -490,16 +490,25 @@ fn after_a_failed_update_the_daemon_restores_the_pre_update_snapshot_and_shows_w
         "SNAKKAZ_PAY_UPDATE_SYSROOT".into(),
         b.root().display().to_string(),
     ));
-    let mut app = Appliance::start(&dir, env);
-    let create = |app: &Appliance, r: &str| {
-        let (code, v) = app.post(
-            "/api/payments",
-            &serde_json::json!({"amount_sat": 21_000, "reference": r}),
-        );
-        assert_eq!(code, 201, "{v}");
-        v["id"].as_str().unwrap().to_owned()
-    };
-    let kept = create(&app, "before-update");
+    let app = Appliance::start(&dir, env);
+    (dir, db, app)
+}
+
+/// Creates a payment over the API; its id.
+fn create_payment(app: &Appliance, reference: &str) -> String {
+    let (code, v) = app.post(
+        "/api/payments",
+        &serde_json::json!({"amount_sat": 21_000, "reference": reference}),
+    );
+    assert_eq!(code, 201, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn after_a_failed_update_the_daemon_restores_the_pre_update_snapshot_and_shows_what_was_lost() {
+    let b = Box_::new("0.2.0");
+    let (dir, db, mut app) = daemon_on(&b);
+    let kept = create_payment(&app, "before-update");
     // `snakkaz-pay update` took its snapshot here (the daemon stopped: a copy of the
     // closed file is the same).
     app.stop();
@@ -513,7 +522,7 @@ fn after_a_failed_update_the_daemon_restores_the_pre_update_snapshot_and_shows_w
     let out = b.update(&["--no-reboot", bundle.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     app.restart();
-    let lost = create(&app, "during-the-new-version");
+    let lost = create_payment(&app, "during-the-new-version");
     app.stop();
     mark_schema(&db, 99);
     let esp = b.root().join("efi/EFI/Linux");
@@ -618,21 +627,8 @@ fn after_a_failed_update_the_daemon_restores_the_pre_update_snapshot_and_shows_w
 #[test]
 fn a_version_on_trial_runs_on_a_migrated_copy_until_it_is_blessed() {
     let b = Box_::new("0.2.0");
-    let dir = b.root().join("var/lib/snakkaz-pay");
-    let db = dir.join("snakkaz-pay.redb");
-    let mut env = offline_env(&dir);
-    env.retain(|(k, _)| k != "ELECTRUM_WALLET_PATH");
-    env.push(("ELECTRUM_WALLET_PATH".into(), db.display().to_string()));
-    env.push((
-        "SNAKKAZ_PAY_UPDATE_SYSROOT".into(),
-        b.root().display().to_string(),
-    ));
-    let mut app = Appliance::start(&dir, env);
-    let (code, v) = app.post(
-        "/api/payments",
-        &serde_json::json!({"amount_sat": 21_000, "reference": "before"}),
-    );
-    assert_eq!(code, 201, "{v}");
+    let (dir, db, mut app) = daemon_on(&b);
+    create_payment(&app, "before");
     app.stop();
     // The database as the previous version (schema 1) left it.
     mark_schema(&db, 1);
@@ -651,11 +647,7 @@ fn a_version_on_trial_runs_on_a_migrated_copy_until_it_is_blessed() {
     boot_into(&b, "0.3.0", "b");
     assert_eq!(publish(&b)["last_update_outcome"]["outcome"], "on_trial");
     app.restart();
-    let (code, v) = app.post(
-        "/api/payments",
-        &serde_json::json!({"amount_sat": 21_000, "reference": "on-trial"}),
-    );
-    assert_eq!(code, 201, "{v}");
+    create_payment(&app, "on-trial");
     let (_, s) = app.get("/api/status");
     assert_eq!(s["update"]["last_outcome"], "on_trial");
     app.stop();

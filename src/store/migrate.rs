@@ -42,6 +42,11 @@ pub const UPDATE_NOTICE_KEY: &str = "update_notice";
 /// handed out by the lost version is handed out again.
 pub const ROLLBACK_SKIP_AHEAD: u32 = 1_000;
 
+/// The system root the published update status is read under (`/`, or `SYSROOT_ENV`).
+pub fn sysroot() -> PathBuf {
+    std::env::var_os(SYSROOT_ENV).map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
 /// Whether schema migrations may run on the database itself now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -56,8 +61,7 @@ impl Policy {
     /// version is on trial, else `Migrate` (also when nothing is published: not an
     /// appliance, or no update installed).
     pub fn of_system() -> Policy {
-        let root = std::env::var_os(SYSROOT_ENV).map_or_else(|| PathBuf::from("/"), PathBuf::from);
-        Policy::from_status_file(&root.join(UPDATE_STATUS_FILE))
+        Policy::from_status_file(&sysroot().join(UPDATE_STATUS_FILE))
     }
 
     /// The policy from a published status file.

@@ -279,20 +279,32 @@ fn read_record(sys: &System) -> Result<Option<state::Record>, UpdateError> {
 }
 
 fn write_record(sys: &System, rec: &state::Record) -> Result<(), UpdateError> {
-    let path = sys.path(state::RECORD);
+    write_json(&sys.path(state::RECORD), rec, None)
+}
+
+/// Writes `value` as JSON to `path`, complete or not at all (a synced temporary file
+/// renamed, its directory created and synced); `mode` sets its permissions (unix).
+fn write_json(path: &Path, value: &impl Serialize, mode: Option<u32>) -> Result<(), UpdateError> {
     let err = |source| UpdateError::Record {
-        path: path.clone(),
+        path: path.to_owned(),
         source,
     };
     let dir = path.parent().expect("a file under a directory");
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(rec).expect("a record serialises");
+    let bytes = serde_json::to_vec_pretty(value).expect("plain data serialises");
     std::fs::write(&tmp, bytes).map_err(err)?;
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
     install::sync_dir(dir)?;
     Ok(())
 }

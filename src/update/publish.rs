@@ -4,7 +4,7 @@
 //! schema migrations wait, see `store::migrate`) and again once the boot is blessed.
 //! The daemon shows it on the page, in `/api/status`, the metrics and `status`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,27 +57,8 @@ pub fn publish(sys: &System, cmdline: &str) -> Result<Published, UpdateError> {
 }
 
 fn write(path: &Path, p: &Published) -> Result<(), UpdateError> {
-    let err = |source| UpdateError::Record {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path.parent().expect("a file under a directory");
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(p).expect("the status serialises");
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        // The daemon runs as its own user: it must read this.
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(err)?;
-    }
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)?;
-    super::install::sync_dir(dir)?;
-    Ok(())
+    // The daemon runs as its own user: it must read this.
+    super::write_json(path, p, Some(0o644))
 }
 
 fn read_file(path: &Path) -> Option<Published> {
@@ -92,10 +73,7 @@ fn read_file(path: &Path) -> Option<Published> {
 }
 
 /// The system root the daemon reads the published status under.
-pub fn sysroot() -> PathBuf {
-    std::env::var_os(crate::store::migrate::SYSROOT_ENV)
-        .map_or_else(|| PathBuf::from("/"), PathBuf::from)
-}
+pub use crate::store::migrate::sysroot;
 
 /// What the daemon shows about its version, the system and the last update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
